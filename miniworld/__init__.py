@@ -1,0 +1,1 @@
+"""The embedded miniworld: a drawn world, its bilingual captions, and small models trained on it."""

@@ -1,0 +1,36 @@
+"""Shared fixtures. Tests run offline: nothing may reach a model hub."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def scorer():
+    from miniworld.scoring import SceneScorer
+
+    return SceneScorer()
+
+
+@pytest.fixture(scope="session")
+def miniworld_generator():
+    from miniworld.evaluate import MiniworldGenerator, Settings
+
+    return MiniworldGenerator(refiner=True, settings=Settings(steps=20))
+
+
+@pytest.fixture(scope="session")
+def corpus_dir(tmp_path_factory):
+    from miniworld.corpus import write_corpus
+
+    out = tmp_path_factory.mktemp("corpus")
+    write_corpus(out)
+    return out
