@@ -1,0 +1,6 @@
+"""ko_clip: a Korean text encoder distilled onto the CLIP text space, token-level, for each pipeline text encoder."""
+
+from ko_clip.encoder import KoreanPromptEncoder, PromptEmbeds
+from ko_clip.modeling import KoreanTextEncoder, KoreanTextEncoderConfig, Target
+
+__all__ = ["KoreanPromptEncoder", "KoreanTextEncoder", "KoreanTextEncoderConfig", "PromptEmbeds", "Target"]

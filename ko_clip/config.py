@@ -1,0 +1,97 @@
+"""Training configuration: YAML read once into typed dataclasses, with `key=value` overrides from the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ko_clip.teacher import TeacherSpec
+
+CONFIG_DIR = Path(__file__).resolve().parent / "config"
+
+
+@dataclass
+class StudentConfig:
+    backbone: str = "scratch"  # "scratch", or a transformers model id / local path
+    vocab_size: int = 4000  # scratch only: WordPiece vocabulary trained on the corpus
+    hidden_size: int = 256
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
+    intermediate_size: int = 1024
+    head: str = "cross_attention"  # or "positional" (GlueGen-style)
+    head_layers: int = 2
+    head_heads: int = 4
+
+
+@dataclass
+class LossConfig:
+    token: float = 1.0  # MSE on the 77×d token states
+    pooled: float = 1.0  # (1 − cosine) + MSE on the pooled embedding
+    english: float = 0.5  # weight of the English side (student on the English sentence → teacher)
+
+
+@dataclass
+class TrainConfig:
+    corpus: list[str]
+    teachers: list[TeacherSpec]
+    student: StudentConfig = field(default_factory=StudentConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    out_dir: str = "runs/ko_clip"
+    export_dir: str | None = None  # where the best model is also written (e.g. the shipped weights)
+    cache_dir: str = "runs/ko_clip/teacher-cache"
+    cache_teacher: bool = True  # keep teacher outputs on disk (77×d float16 per English sentence)
+    validation_fraction: float = 0.05
+    max_chars: int = 300
+    noise_words: float = 0.2  # share of Korean inputs that get a random extra word, so unseen phrasing surprises less
+    steps: int = 3000
+    batch_size: int = 64
+    lr: float = 5e-4
+    warmup: int = 200
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    eval_every: int = 250
+    mixed_precision: str = "bf16"  # used on a GPU only
+    seed: int = 0
+    threads: int = 2  # CPU threads when no GPU is used
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    return cls(**values)
+
+
+def _set(tree: dict[str, Any], dotted: str, raw: str) -> None:
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        tree = tree.setdefault(key, {})
+    tree[leaf] = yaml.safe_load(raw)
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> TrainConfig:
+    """Read `path` (or a shipped config by name, e.g. 'embedded'), then apply `key=value` overrides."""
+    path = Path(path)
+    if not path.exists() and (CONFIG_DIR / f"{path}.yaml").exists():
+        path = CONFIG_DIR / f"{path}.yaml"
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise ValueError(f"cannot read config {path}: {error}") from error
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"override {item!r} is not key=value")
+        _set(tree, key, value)
+    if "corpus" not in tree or "teachers" not in tree:
+        raise ValueError(f"{path}: 'corpus' and 'teachers' are required")
+    tree["corpus"] = [tree["corpus"]] if isinstance(tree["corpus"], str) else tree["corpus"]
+    tree["teachers"] = [_build(TeacherSpec, t, f"{path}: teacher") for t in tree["teachers"]]
+    tree["student"] = _build(StudentConfig, tree.get("student", {}), f"{path}: student")
+    tree["loss"] = _build(LossConfig, tree.get("loss", {}), f"{path}: loss")
+    return _build(TrainConfig, tree, str(path))

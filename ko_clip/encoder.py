@@ -1,0 +1,71 @@
+"""The object pipelines use: Korean prompts in, `prompt_embeds` / `pooled_prompt_embeds` out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from ko_clip.modeling import KoreanTextEncoder
+
+
+@dataclass
+class PromptEmbeds:
+    """What a diffusers pipeline accepts: `prompt_embeds` (B, 77, d) and, for SDXL-type targets, `pooled_prompt_embeds` (B, p)."""
+
+    prompt_embeds: torch.Tensor
+    pooled_prompt_embeds: torch.Tensor | None = None
+
+
+class KoreanPromptEncoder:
+    """A trained `KoreanTextEncoder` with its tokenizer, saved and loaded as one directory."""
+
+    def __init__(
+        self,
+        model: KoreanTextEncoder,
+        tokenizer: PreTrainedTokenizerBase,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        self.model = model.to(device=device, dtype=dtype).eval()
+        self.tokenizer = tokenizer
+        self.device = torch.device(device)
+        self.dtype = dtype
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+    ) -> "KoreanPromptEncoder":
+        return cls(KoreanTextEncoder.from_pretrained(path), AutoTokenizer.from_pretrained(path), device, dtype)
+
+    def save_pretrained(self, path: str | Path) -> None:
+        self.model.save_pretrained(path)
+        self.tokenizer.save_pretrained(path)
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self.model.heads)
+
+    def tokenize(self, prompts: list[str]) -> dict[str, torch.Tensor]:
+        batch = self.tokenizer(prompts, padding=True, truncation=True, return_tensors="pt")
+        return {"input_ids": batch.input_ids.to(self.device), "attention_mask": batch.attention_mask.to(self.device)}
+
+    @torch.no_grad()
+    def encode(self, prompts: str | list[str], target: str) -> PromptEmbeds:
+        """Embeddings for the pipeline whose text encoder `target` names (e.g. 'base' or 'refiner').
+
+        An empty prompt gets the teacher's own empty-prompt embedding, the unconditional input the diffusion
+        model was trained with for classifier-free guidance.
+        """
+        if target not in self.model.heads:
+            raise KeyError(f"this encoder has no head {target!r}; it has {', '.join(self.targets)}")
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        head = self.model.heads[target]
+        tokens, pooled = self.model(**self.tokenize(prompts), targets=[target])[target]
+        empty = torch.tensor([not p.strip() for p in prompts], device=self.device)
+        tokens = torch.where(empty[:, None, None], head.null_tokens.to(tokens.dtype), tokens)
+        if pooled is not None:
+            pooled = torch.where(empty[:, None], head.null_pooled.to(pooled.dtype), pooled)
+        return PromptEmbeds(tokens, pooled)

@@ -1,0 +1,62 @@
+"""Build a student: a backbone (from scratch with a corpus-trained tokenizer, or any pretrained AutoModel) + heads."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+from ko_clip.modeling import KoreanTextEncoder, KoreanTextEncoderConfig, Target
+
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def train_wordpiece(texts: Iterable[str], vocab_size: int = 4000, max_length: int = 77) -> PreTrainedTokenizerFast:
+    """A BERT-style WordPiece tokenizer for Korean and English, trained with `tokenizers` on the corpus."""
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Lowercase()])
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece()
+    tokenizer.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL, show_progress=False))
+    cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        model_max_length=max_length,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+
+
+def scratch_student(
+    tokenizer: PreTrainedTokenizerBase, targets: list[Target], backbone: dict, head: str = "cross_attention", **head_args
+) -> KoreanTextEncoder:
+    """A randomly initialised BERT-family backbone sized by `backbone` (hidden_size, num_hidden_layers, …)."""
+    settings = {"model_type": "bert", "max_position_embeddings": 128, **backbone}
+    settings["vocab_size"] = len(tokenizer)
+    settings["pad_token_id"] = tokenizer.pad_token_id
+    config = KoreanTextEncoderConfig(backbone=settings, targets=[vars(t) for t in targets], head=head, **head_args)
+    return KoreanTextEncoder(config)
+
+
+def pretrained_student(
+    name_or_path: str, targets: list[Target], head: str = "cross_attention", **head_args
+) -> tuple[KoreanTextEncoder, PreTrainedTokenizerBase]:
+    """A pretrained backbone (e.g. klue/roberta-large, xlm-roberta-large or a converted local path) with new heads."""
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    backbone = AutoModel.from_pretrained(name_or_path, add_pooling_layer=False)
+    config = KoreanTextEncoderConfig(
+        backbone=backbone.config.to_diff_dict() | {"model_type": backbone.config.model_type},
+        targets=[vars(t) for t in targets],
+        head=head,
+        **head_args,
+    )
+    model = KoreanTextEncoder(config)
+    model.backbone.load_state_dict(backbone.state_dict())
+    return model, tokenizer

@@ -1,0 +1,230 @@
+"""Distil a Korean student onto frozen English CLIP text encoders (one head per teacher).
+
+Read top to bottom: data → teachers (and their cache) → student → loop (AdamW, warm-up + cosine, clipping,
+periodic validation, best-model export, resumable state). `accelerate` does the device work, so the same
+command trains on a CPU, a GPU, or several GPUs under `accelerate launch -m ko_clip train ...`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+from transformers import get_cosine_schedule_with_warmup
+
+from ko_clip.config import TrainConfig
+from ko_clip.dataset import Pair, split_pairs
+from ko_clip.encoder import KoreanPromptEncoder
+from ko_clip.evaluation import TeacherOutputs, embedding_metrics, format_metrics
+from ko_clip.modeling import KoreanTextEncoder
+from ko_clip.student import pretrained_student, scratch_student, train_wordpiece
+from ko_clip.teacher import Teacher, TeacherCache
+
+MINIWORLD = "miniworld:"
+
+
+def corpus_sources(entries: list[str]) -> list[str]:
+    """Config corpus entries as paths; `miniworld:DIR` writes the embedded corpus to DIR first if needed."""
+    sources = []
+    for entry in entries:
+        if entry.startswith(MINIWORLD):
+            directory = Path(entry[len(MINIWORLD) :])
+            if not (directory / "train").exists():
+                from miniworld.corpus import write_corpus
+
+                write_corpus(directory)
+            sources.append(str(directory / "train"))
+        else:
+            sources.append(entry)
+    return sources
+
+
+def teacher_outputs(teachers: list[Teacher], caches: dict[str, TeacherCache]) -> TeacherOutputs:
+    """(target name, English sentences) → teacher token states and pooled embeddings, from the cache if there is one."""
+    by_name = {t.spec.name: t for t in teachers}
+
+    def outputs(name: str, sentences: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if name in caches:
+            return caches[name].lookup(sentences)
+        tokens, pooled = by_name[name](sentences)
+        return tokens.cpu(), None if pooled is None else pooled.cpu()
+
+    return outputs
+
+
+def add_noise_word(text: str, rng: random.Random) -> str:
+    """Insert one made-up Hangul word at a random place: the student learns to ignore words it cannot place."""
+    word = "".join(chr(0xAC00 + rng.randrange(11172)) for _ in range(rng.randint(1, 3)))
+    words = text.split()
+    words.insert(rng.randint(0, len(words)), word)
+    return " ".join(words)
+
+
+def distillation_loss(
+    predicted: dict[str, tuple[torch.Tensor, torch.Tensor | None]],
+    targets: dict[str, tuple[torch.Tensor, torch.Tensor | None]],
+    config: TrainConfig,
+) -> torch.Tensor:
+    loss = torch.zeros((), device=next(iter(predicted.values()))[0].device)
+    for name, (tokens, pooled) in predicted.items():
+        target_tokens, target_pooled = targets[name]
+        if config.loss.token:
+            loss = loss + config.loss.token * F.mse_loss(tokens.float(), target_tokens)
+        if pooled is not None and config.loss.pooled:
+            cosine = F.cosine_similarity(pooled.float(), target_pooled, dim=-1).mean()
+            loss = loss + config.loss.pooled * (1 - cosine + F.mse_loss(pooled.float(), target_pooled))
+    return loss
+
+
+def build_student(config: TrainConfig, train: list[Pair], teachers: list[Teacher], out: Path) -> KoreanPromptEncoder:
+    """The initial student, saved under `out/init` so a resumed run rebuilds exactly the same one."""
+    init = out / "init"
+    if (init / "config.json").exists():
+        return KoreanPromptEncoder.from_pretrained(init)
+    s = config.student
+    targets = [t.target for t in teachers]
+    head = dict(head=s.head, head_layers=s.head_layers, head_heads=s.head_heads)
+    if s.backbone == "scratch":
+        tokenizer = train_wordpiece((text for p in train for text in (p.ko, p.en)), s.vocab_size)
+        backbone = dict(
+            hidden_size=s.hidden_size,
+            num_hidden_layers=s.num_hidden_layers,
+            num_attention_heads=s.num_attention_heads,
+            intermediate_size=s.intermediate_size,
+        )
+        model = scratch_student(tokenizer, targets, backbone, **head)
+    else:
+        model, tokenizer = pretrained_student(s.backbone, targets, **head)
+    for teacher in teachers:
+        tokens, pooled = teacher([""])
+        head = model.heads[teacher.spec.name]
+        head.null_tokens.copy_(tokens[0])
+        if pooled is not None:
+            head.null_pooled.copy_(pooled[0])
+    encoder = KoreanPromptEncoder(model, tokenizer)
+    save_atomically(encoder, init)
+    return encoder
+
+
+def save_atomically(encoder: KoreanPromptEncoder, directory: Path) -> None:
+    tmp = directory.with_name(directory.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    encoder.save_pretrained(tmp)
+    old = directory.with_name(directory.name + ".old")
+    if directory.exists():
+        directory.rename(old)
+    tmp.rename(directory)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def main(config: TrainConfig) -> dict:
+    on_gpu = torch.cuda.is_available()
+    accelerator = Accelerator(mixed_precision=config.mixed_precision if on_gpu else "no")
+    if not on_gpu:
+        torch.set_num_threads(config.threads)
+    set_seed(config.seed)
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    # data
+    train, validation = split_pairs(corpus_sources(config.corpus), config.validation_fraction, config.max_chars)
+    if not train or not validation:
+        raise ValueError(f"need training and validation pairs, got {len(train)} and {len(validation)}")
+    accelerator.print(f"{len(train)} training pairs, {len(validation)} validation pairs")
+
+    # teachers, frozen; their outputs cached per distinct English sentence
+    teachers = [Teacher(spec, accelerator.device) for spec in config.teachers]
+    english = sorted({p.en for p in train} | {p.en for p in validation})
+    caches = {t.spec.name: TeacherCache.build(t, english, Path(config.cache_dir)) for t in teachers} if config.cache_teacher else {}
+    teacher = teacher_outputs(teachers, caches)
+
+    # student
+    encoder = build_student(config, train, teachers, out)
+    model: KoreanTextEncoder = encoder.model
+    accelerator.print(f"student: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    schedule = get_cosine_schedule_with_warmup(optimizer, config.warmup, config.steps)
+    heads = list(model.heads)
+    model, optimizer, schedule = accelerator.prepare(model, optimizer, schedule)
+
+    # resume
+    progress = {"step": 0, "best": float("inf"), "history": []}
+    if (out / "state" / "progress.json").exists():
+        accelerator.load_state(out / "state")
+        progress = json.loads((out / "state" / "progress.json").read_text())
+        accelerator.print(f"resumed at step {progress['step']}")
+
+    def tokenize(texts: list[str]) -> dict:
+        batch = encoder.tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+        return {"input_ids": batch.input_ids.to(accelerator.device), "attention_mask": batch.attention_mask.to(accelerator.device)}
+
+    def validate() -> float:
+        report = embedding_metrics(accelerator.unwrap_model(model), tokenize, validation, teacher)
+        accelerator.print(f"step {step}\n{format_metrics(report)}")
+        progress["history"].append({"step": step, **report})
+        return sum(m["token_mse"] + (1 - m.get("pooled_cosine", 1)) for m in report.values())
+
+    rng = random.Random(config.seed)
+    step = progress["step"]
+    bar = tqdm(total=config.steps, initial=step, desc="ko_clip", disable=not accelerator.is_main_process)
+    while step < config.steps:
+        epoch, offset = divmod(step, len(train) // config.batch_size)
+        shuffle = torch.Generator().manual_seed(config.seed + epoch)  # the same order again after a resume
+        loader = DataLoader(train, config.batch_size, shuffle=True, drop_last=True, collate_fn=list, generator=shuffle)
+        loader = accelerator.skip_first_batches(accelerator.prepare(loader), offset)
+        for batch in loader:
+            korean = [add_noise_word(p.ko, rng) if rng.random() < config.noise_words else p.ko for p in batch]
+            sentences = [p.en for p in batch]
+            targets = {name: _to(teacher(name, sentences), accelerator.device) for name in heads}
+            loss = distillation_loss(model(**tokenize(korean)), targets, config)
+            if config.loss.english:
+                loss = loss + config.loss.english * distillation_loss(model(**tokenize(sentences)), targets, config)
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+            if step % config.eval_every == 0 or step == config.steps:
+                score = validate()
+                if score < progress["best"]:
+                    progress["best"] = score
+                    if accelerator.is_main_process:
+                        best = KoreanPromptEncoder(accelerator.unwrap_model(model), encoder.tokenizer)
+                        save_atomically(best, out / "best")
+                progress["step"] = step
+                _save_state(accelerator, out, progress)
+            if step >= config.steps:
+                break
+    bar.close()
+    if config.export_dir and accelerator.is_main_process:
+        shutil.copytree(out / "best", Path(config.export_dir), dirs_exist_ok=True)
+        accelerator.print(f"exported the best student to {config.export_dir}")
+    return progress
+
+
+def _to(outputs: tuple[torch.Tensor, torch.Tensor | None], device: torch.device) -> tuple:
+    return tuple(None if t is None else t.to(device) for t in outputs)
+
+
+def _save_state(accelerator: Accelerator, out: Path, progress: dict) -> None:
+    """Save model, optimizer, schedule and RNG state beside the old one, then swap: a kill never loses both."""
+    tmp = out / "state.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.save_state(tmp)
+    (tmp / "progress.json").write_text(json.dumps(progress, indent=1))
+    old = out / "state.old"
+    if (out / "state").exists():
+        (out / "state").rename(old)
+    tmp.rename(out / "state")
+    shutil.rmtree(old, ignore_errors=True)
