@@ -34,3 +34,12 @@ def corpus_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("corpus")
     write_corpus(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def generator():
+    """The embedded generation pipeline, loaded once for the whole session (as the web app does)."""
+    from demo.config import load_config
+    from demo.pipeline import Generator
+
+    return Generator(load_config("embedded"))

@@ -1,0 +1,61 @@
+"""Generator configuration: a YAML file (shipped: `embedded`, `sd2-sdxl`) read once into a typed dataclass."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Limits:
+    max_steps: int = 100
+    max_images: int = 4
+    max_prompt_chars: int = 300
+    max_guidance: float = 20.0
+
+
+@dataclass
+class GeneratorConfig:
+    name: str
+    base: str  # StableDiffusionPipeline directory or hub id
+    korean_encoder: str  # ko_clip encoder directory
+    refiner: str | None = None  # StableDiffusionXLImg2ImgPipeline directory or hub id
+    variant: str | None = None  # e.g. "fp16" for the hub checkpoints
+    device: str = "auto"  # auto: cuda when available, else cpu
+    dtype: str = "auto"  # auto: float16 on cuda, float32 on cpu
+    size: int = 64  # default width and height
+    sizes: list[int] = field(default_factory=lambda: [64])
+    steps: int = 25
+    guidance: float = 5.0
+    refiner_strength: float = 0.3
+    img2img_strength: float = 0.6
+    attention: str = "auto"  # auto: xformers when installed on cuda, else PyTorch SDPA
+    compile: bool = False  # torch.compile the UNets
+    cpu_offload: bool = False  # enable_model_cpu_offload, for small GPUs
+    limits: Limits = field(default_factory=Limits)
+
+    def resolve(self, value: str) -> str:
+        """Relative local paths are relative to the repository; hub ids stay as they are."""
+        local = REPO / value
+        return str(local) if not Path(value).is_absolute() and local.exists() else value
+
+
+def load_config(name_or_path: str | Path) -> GeneratorConfig:
+    path = Path(name_or_path)
+    if not path.exists():
+        path = CONFIG_DIR / f"{name_or_path}.yaml"
+    if not path.exists():
+        shipped = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+        raise ValueError(f"no generator config {name_or_path!r} (a YAML path, or one of: {shipped})")
+    values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    known = {f.name for f in dataclasses.fields(GeneratorConfig)}
+    if unknown := set(values) - known:
+        raise ValueError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
+    values["limits"] = Limits(**values.get("limits", {}))
+    return GeneratorConfig(**values)

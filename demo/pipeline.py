@@ -1,0 +1,232 @@
+"""The generation pipeline: Korean prompt → ko_clip embeddings → base (SD2 layout) → SDXL img2img refiner.
+
+`Generator` only orchestrates diffusers components: the base `StableDiffusionPipeline`, an img2img pipeline
+built from the same components (`from_pipe`: no second copy of the weights), the refiner
+`StableDiffusionXLImg2ImgPipeline`, and the Korean encoder, whose embeddings replace the English text
+encoders through `prompt_embeds`. One lock per generator: concurrent callers wait their turn.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import torch
+from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline, StableDiffusionXLImg2ImgPipeline
+from diffusers.utils import logging as diffusers_logging
+from PIL import Image
+
+from demo.config import GeneratorConfig
+from demo.images import ImageError, fit, to_rgb
+from ko_clip import KoreanPromptEncoder
+
+Progress = Callable[[int, int], None]
+
+
+class GenerationError(ValueError):
+    """A request that cannot be generated, with a message meant for the person who sent it."""
+
+
+class Cancelled(Exception):
+    """Raised from the step callback when a caller asks to stop."""
+
+
+@dataclass
+class Request:
+    prompt: str
+    negative_prompt: str = ""
+    seed: int | None = None  # None: a random seed, reported in the result
+    steps: int | None = None
+    guidance: float | None = None
+    size: int | None = None
+    num_images: int = 1
+    refiner: bool = True
+    refiner_strength: float | None = None
+    init_image: Image.Image | None = None  # set for image→image
+    strength: float | None = None  # image→image: how far from the uploaded image
+
+
+@dataclass
+class Result:
+    images: list[Image.Image]
+    seeds: list[int]
+    parameters: list[dict]  # one per image, written into its PNG
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _device(config: GeneratorConfig) -> torch.device:
+    if config.device != "auto":
+        return torch.device(config.device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _dtype(config: GeneratorConfig, device: torch.device) -> torch.dtype:
+    if config.dtype != "auto":
+        return getattr(torch, config.dtype)
+    return torch.float16 if device.type == "cuda" else torch.float32
+
+
+class Generator:
+    def __init__(self, config: GeneratorConfig) -> None:
+        diffusers_logging.disable_progress_bar()
+        self.config = config
+        self.device = _device(config)
+        self.dtype = _dtype(config, self.device)
+        self._lock = threading.Lock()
+        load = dict(torch_dtype=self.dtype, variant=config.variant)
+        self.encoder = KoreanPromptEncoder.from_pretrained(config.resolve(config.korean_encoder), self.device, self.dtype)
+        # The Korean encoder replaces the English text encoder, so the base pipeline does not load it.
+        self.base = StableDiffusionPipeline.from_pretrained(config.resolve(config.base), text_encoder=None, **load)
+        self.img2img = StableDiffusionImg2ImgPipeline.from_pipe(self.base)
+        self.refiner = None
+        if config.refiner:
+            keep_english = "refiner" not in self.encoder.targets  # needed for the empty-prompt fallback only
+            extra = {} if keep_english else {"text_encoder_2": None}
+            self.refiner = StableDiffusionXLImg2ImgPipeline.from_pretrained(config.resolve(config.refiner), **extra, **load)
+        self.pipelines = [p for p in (self.base, self.img2img, self.refiner) if p is not None]
+        self._place()
+
+    def _place(self) -> None:
+        c = self.config
+        for pipe in (self.base, self.refiner):
+            if pipe is None:
+                continue
+            pipe.set_progress_bar_config(disable=True)
+            if c.cpu_offload and self.device.type == "cuda":
+                pipe.enable_model_cpu_offload()
+            else:
+                pipe.to(self.device)
+            if self._use_xformers():
+                pipe.enable_xformers_memory_efficient_attention()
+            if c.compile:
+                pipe.unet = torch.compile(pipe.unet)
+        self.img2img.set_progress_bar_config(disable=True)
+
+    def _use_xformers(self) -> bool:
+        wanted = self.config.attention
+        available = self.device.type == "cuda" and importlib.util.find_spec("xformers") is not None
+        if wanted == "xformers" and not available:
+            raise GenerationError("attention: xformers needs a CUDA device and the xformers package")
+        return wanted in ("auto", "xformers") and available
+
+    @property
+    def attention(self) -> str:
+        return "xformers" if self._use_xformers() else "sdpa"
+
+    def validate(self, request: Request) -> Request:
+        """The request with defaults filled in, or a `GenerationError` that says what is wrong."""
+        c, limits = self.config, self.config.limits
+        prompt = (request.prompt or "").strip()
+        if not prompt:
+            raise GenerationError("the prompt is empty")
+        if len(prompt) > limits.max_prompt_chars or len(request.negative_prompt or "") > limits.max_prompt_chars:
+            raise GenerationError(f"prompts may be at most {limits.max_prompt_chars} characters")
+        filled = replace(
+            request,
+            prompt=prompt,
+            negative_prompt=(request.negative_prompt or "").strip(),
+            seed=secrets.randbelow(2**31) if request.seed is None else request.seed,
+            steps=c.steps if request.steps is None else request.steps,
+            guidance=c.guidance if request.guidance is None else request.guidance,
+            size=c.size if request.size is None else request.size,
+            refiner_strength=c.refiner_strength if request.refiner_strength is None else request.refiner_strength,
+            strength=c.img2img_strength if request.strength is None else request.strength,
+        )
+        checks = [
+            (0 <= filled.seed < 2**32, "seed must be between 0 and 4294967295"),
+            (1 <= filled.steps <= limits.max_steps, f"steps must be between 1 and {limits.max_steps}"),
+            (0 <= filled.guidance <= limits.max_guidance, f"guidance must be between 0 and {limits.max_guidance}"),
+            (filled.size in c.sizes, f"size must be one of {', '.join(map(str, c.sizes))}"),
+            (1 <= filled.num_images <= limits.max_images, f"number of images must be between 1 and {limits.max_images}"),
+            (0 < filled.refiner_strength <= 1, "refiner strength must be in (0, 1]"),
+            (0 < filled.strength <= 1, "strength must be in (0, 1]"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise GenerationError(message)
+        if filled.refiner and self.refiner is None:
+            raise GenerationError(f"the {c.name} configuration has no refiner")
+        if filled.init_image is not None:
+            try:
+                filled.init_image = fit(to_rgb(filled.init_image), filled.size)
+            except ImageError as error:
+                raise GenerationError(str(error)) from error
+        return filled
+
+    def _text(self, request: Request, target: str) -> tuple[dict, list[str]]:
+        n = request.num_images
+        if target not in self.encoder.targets:
+            note = f"the Korean encoder has no '{target}' head: the {target} ran with an empty prompt"
+            return {"prompt": [""] * n, "negative_prompt": [""] * n}, [note]
+        cond = self.encoder.encode([request.prompt] * n, target)
+        uncond = self.encoder.encode([request.negative_prompt] * n, target)
+        text = {"prompt_embeds": cond.prompt_embeds, "negative_prompt_embeds": uncond.prompt_embeds}
+        if cond.pooled_prompt_embeds is not None:
+            text |= {"pooled_prompt_embeds": cond.pooled_prompt_embeds, "negative_pooled_prompt_embeds": uncond.pooled_prompt_embeds}
+        return text, []
+
+    def __call__(
+        self, request: Request, progress: Progress | None = None, cancel: threading.Event | None = None
+    ) -> Result:
+        """Generate `request.num_images` images; `progress(step, total)` after every denoising step."""
+        request = self.validate(request)
+        seeds = [(request.seed + i) % 2**32 for i in range(request.num_images)]
+        base_steps = request.steps if request.init_image is None else int(request.steps * request.strength)
+        refiner_steps = int(request.steps * request.refiner_strength) if request.refiner else 0
+        total = max(1, base_steps) + refiner_steps
+        done = 0
+
+        def on_step(pipe, step, timestep, tensors):
+            nonlocal done
+            done += 1
+            if progress:
+                progress(min(done, total), total)
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+            return tensors
+
+        common = dict(num_inference_steps=request.steps, guidance_scale=request.guidance, callback_on_step_end=on_step)
+        started = time.perf_counter()
+        with self._lock, torch.inference_mode():
+            generators = [torch.Generator().manual_seed(s) for s in seeds]
+            text, notes = self._text(request, "base")
+            if request.init_image is None:
+                images = self.base(**text, height=request.size, width=request.size, generator=generators, output_type="pt", **common).images
+            else:
+                init = [request.init_image] * request.num_images
+                images = self.img2img(**text, image=init, strength=request.strength, generator=generators, output_type="pt", **common).images
+            if request.refiner:
+                text, refiner_notes = self._text(request, "refiner")
+                notes += refiner_notes
+                generators = [torch.Generator().manual_seed(s) for s in seeds]
+                images = self.refiner(**text, image=images, strength=request.refiner_strength, generator=generators, output_type="pil", **common).images
+            else:
+                images = self.base.image_processor.postprocess(images, output_type="pil")
+        return Result(images, seeds, [self.parameters(request, s) for s in seeds], notes, time.perf_counter() - started)
+
+    def parameters(self, request: Request, seed: int) -> dict:
+        """What a PNG records about how it was made."""
+        c = self.config
+        parameters = {
+            "prompt": request.prompt,
+            "negative_prompt": request.negative_prompt,
+            "seed": seed,
+            "steps": request.steps,
+            "guidance": request.guidance,
+            "width": request.size,
+            "height": request.size,
+            "mode": "img2img" if request.init_image is not None else "txt2img",
+            "refiner": request.refiner,
+            "models": {"config": c.name, "base": c.base, "refiner": c.refiner if request.refiner else None, "korean_encoder": c.korean_encoder},
+        }
+        if request.refiner:
+            parameters["refiner_strength"] = request.refiner_strength
+        if request.init_image is not None:
+            parameters["strength"] = request.strength
+        return parameters
+
