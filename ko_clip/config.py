@@ -29,7 +29,7 @@ class StudentConfig:
 
 @dataclass
 class LossConfig:
-    token: float = 1.0  # MSE on the 77×d token states
+    token: float = 1.0  # MSE on the 77×d token states, relative to the teacher's mean square
     pooled: float = 1.0  # (1 − cosine) + MSE on the pooled embedding
     english: float = 0.5  # weight of the English side (student on the English sentence → teacher)
 

@@ -77,7 +77,9 @@ def distillation_loss(
     for name, (tokens, pooled) in predicted.items():
         target_tokens, target_pooled = targets[name]
         if config.loss.token:
-            loss = loss + config.loss.token * F.mse_loss(tokens.float(), target_tokens)
+            # relative to the teacher's scale, so targets with larger activations do not drown the others
+            scale = target_tokens.pow(2).mean().detach()
+            loss = loss + config.loss.token * F.mse_loss(tokens.float(), target_tokens) / scale
         if pooled is not None and config.loss.pooled:
             cosine = F.cosine_similarity(pooled.float(), target_pooled, dim=-1).mean()
             loss = loss + config.loss.pooled * (1 - cosine + F.mse_loss(pooled.float(), target_pooled))

@@ -5,8 +5,8 @@ Both models learn epsilon-prediction with classifier-free-guidance dropout (10% 
 sees only the low-noise end of the schedule, and learns the aesthetic-score time id from clean (6.0) versus
 blurred (2.5) images, so the pipeline's negative aesthetic score steers it away from blur.
 
-    python -m miniworld.training.diffusion base --steps 6000
-    python -m miniworld.training.diffusion refiner --steps 2000
+    python -m miniworld.training.diffusion base [--steps 4500]
+    python -m miniworld.training.diffusion refiner [--steps 1200]
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ class Stage:
 
 
 STAGES = {
-    "base": Stage("base", base_unet, lr=5e-4, batch_size=64, max_timestep=1000, steps=6000),
-    "refiner": Stage("refiner", refiner_unet, lr=5e-4, batch_size=48, max_timestep=REFINER_MAX_TIMESTEP, steps=2000),
+    "base": Stage("base", base_unet, lr=5e-4, batch_size=64, max_timestep=1000, steps=4500),
+    "refiner": Stage("refiner", refiner_unet, lr=5e-4, batch_size=48, max_timestep=REFINER_MAX_TIMESTEP, steps=1200),
 }
 
 
@@ -172,6 +172,6 @@ def main(stage_name: str, steps: int | None = None, checkpoint_every: int = 250)
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stage", choices=sorted(STAGES))
-    parser.add_argument("--steps", type=int, help="total steps (default: 6000 base, 2000 refiner)")
+    parser.add_argument("--steps", type=int, help="total steps (default: 4500 base, 1200 refiner)")
     args = parser.parse_args()
     main(args.stage, args.steps)
