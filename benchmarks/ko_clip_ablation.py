@@ -1,0 +1,85 @@
+"""ko_clip ablation: the same data and step budget for every row, scored on embeddings and through the pipeline.
+
+Rows: pooled-only (the seed's recipe: MSE on the pooled output only, Korean→teacher + English→teacher),
+position-wise token MSE with a per-position MLP adapter on 77-padded states (GlueGen-style), ours (77 position
+queries cross-attending to the Korean tokens; token + pooled loss), and ours with the English side added.
+Each row trains under runs/ko_clip/ablation/<row> (resumable), then prints token MSE, pooled cosine,
+Korean→English recall@1 on the validation split, and the all-attributes-correct rate of Korean prompts relative
+to their English translations through base+refiner, on held-out seen and unseen phrasings.
+
+    python benchmarks/ko_clip_ablation.py [--steps 1000] [--limit 300] [--rows ours pooled-only ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from ko_clip.config import load_config
+from ko_clip.dataset import Pair, split_pairs
+from ko_clip.encoder import KoreanPromptEncoder
+from ko_clip.evaluation import embedding_metrics
+from ko_clip.teacher import Teacher
+from ko_clip.train import corpus_sources, main as train, teacher_outputs
+from miniworld.evaluate import MiniworldGenerator, evaluate, read_prompts
+
+ROWS = {
+    "pooled-only": ["loss.token=0", "loss.english=1.0"],
+    "positional (GlueGen-style)": ["student.head=positional"],
+    "ours": [],
+    "ours + English side": ["loss.english=0.5"],
+}
+OUT = Path("runs/ko_clip/ablation")
+CORPUS = Path("runs/miniworld-corpus")
+
+
+def slug(row: str) -> str:
+    return row.split(" ")[0].replace("(", "").replace(")", "") + ("-en" if "English" in row else "")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--limit", type=int, default=300, help="held-out prompts per file for the pipeline score")
+    parser.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
+    args = parser.parse_args()
+    base = load_config("embedded")
+    torch.set_num_threads(base.threads)
+    validation = split_pairs(corpus_sources(base.corpus), base.validation_fraction, base.max_chars)[1]
+    teacher = teacher_outputs([Teacher(spec) for spec in base.teachers], {})
+    files = {name: read_prompts(CORPUS / f"heldout_{name}.csv") for name in ("seen", "unseen")}
+    english = {name: pd.read_csv(CORPUS / f"heldout_{name}.csv")["en"].tolist() for name in files}
+    limit = slice(0, args.limit)
+    reference = {
+        name: evaluate(english[name][limit], scenes[limit], MiniworldGenerator(refiner=True)).all_correct
+        for name, (_, scenes) in files.items()
+    }
+    results = {}
+    for row in args.rows:
+        out = OUT / slug(row)
+        overrides = ROWS[row] + [f"steps={args.steps}", f"out_dir={out}", "export_dir=null"]
+        train(load_config("embedded", overrides))
+        encoder = KoreanPromptEncoder.from_pretrained(out / "best")
+        metrics = embedding_metrics(encoder.model, encoder.tokenize, validation, teacher)
+        result = {
+            "token_mse_base": metrics["base"]["token_mse"],
+            "token_mse_refiner": metrics["refiner"]["token_mse"],
+            "pooled_cosine": metrics["refiner"]["pooled_cosine"],
+            "recall@1": metrics["refiner"]["recall@1"],
+        }
+        for name, (prompts, scenes) in files.items():
+            korean = evaluate(prompts[limit], scenes[limit], MiniworldGenerator(refiner=True, encoder=encoder)).all_correct
+            result[f"{name}: korean / english"] = f"{korean:.1%} / {reference[name]:.1%} = {korean / reference[name]:.0%}"
+        results[row] = result
+        print(json.dumps({row: result}, ensure_ascii=False), flush=True)
+    table = pd.DataFrame(results).T
+    print(f"\nsame data, {args.steps} steps × batch {base.batch_size} per row; pipeline scores on {args.limit} prompts per file")
+    print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+
+
+if __name__ == "__main__":
+    main()
