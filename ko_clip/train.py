@@ -11,6 +11,7 @@ import json
 import random
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -116,15 +117,20 @@ def build_student(config: TrainConfig, train: list[Pair], teachers: list[Teacher
     return encoder
 
 
-def save_atomically(encoder: KoreanPromptEncoder, directory: Path) -> None:
+def replace_directory(directory: Path, write: Callable[[Path], None]) -> None:
+    """`write` into a sibling folder, then swap it in: a kill at any moment leaves a complete directory."""
     tmp = directory.with_name(directory.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    encoder.save_pretrained(tmp)
+    write(tmp)
     old = directory.with_name(directory.name + ".old")
     if directory.exists():
         directory.rename(old)
     tmp.rename(directory)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def save_atomically(encoder: KoreanPromptEncoder, directory: Path) -> None:
+    replace_directory(directory, encoder.save_pretrained)
 
 
 def main(config: TrainConfig) -> dict:
@@ -174,7 +180,6 @@ def main(config: TrainConfig) -> dict:
         progress["history"].append({"step": step, **report})
         return sum(m["token_mse"] + (1 - m.get("pooled_cosine", 1)) for m in report.values())
 
-    rng = random.Random(config.seed)
     step = progress["step"]
     bar = tqdm(total=config.steps, initial=step, desc="ko_clip", disable=not accelerator.is_main_process)
     while step < config.steps:
@@ -183,6 +188,7 @@ def main(config: TrainConfig) -> dict:
         loader = DataLoader(train, config.batch_size, shuffle=True, drop_last=True, collate_fn=list, generator=shuffle)
         loader = accelerator.skip_first_batches(accelerator.prepare(loader), offset)
         for batch in loader:
+            rng = random.Random(config.seed * 1_000_003 + step)  # seeded by step, so a resumed run matches
             korean = [add_noise_word(p.ko, rng) if rng.random() < config.noise_words else p.ko for p in batch]
             sentences = [p.en for p in batch]
             targets = {name: _to(teacher(name, sentences), accelerator.device) for name in heads}
@@ -220,13 +226,10 @@ def _to(outputs: tuple[torch.Tensor, torch.Tensor | None], device: torch.device)
 
 
 def _save_state(accelerator: Accelerator, out: Path, progress: dict) -> None:
-    """Save model, optimizer, schedule and RNG state beside the old one, then swap: a kill never loses both."""
-    tmp = out / "state.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    accelerator.save_state(tmp)
-    (tmp / "progress.json").write_text(json.dumps(progress, indent=1))
-    old = out / "state.old"
-    if (out / "state").exists():
-        (out / "state").rename(old)
-    tmp.rename(out / "state")
-    shutil.rmtree(old, ignore_errors=True)
+    """Model, optimizer, schedule and RNG state, and the progress record, swapped in as one directory."""
+
+    def write(directory: Path) -> None:
+        accelerator.save_state(directory)
+        (directory / "progress.json").write_text(json.dumps(progress, indent=1))
+
+    replace_directory(out / "state", write)
