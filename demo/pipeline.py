@@ -195,18 +195,19 @@ class Generator:
         with self._lock, torch.inference_mode():
             generators = [torch.Generator().manual_seed(s) for s in seeds]
             text, notes = self._text(request, "base")
+            # Without the refiner the base writes the final images; with it, the base hands over pixels in [0, 1]
+            # (the refiner's VAE need not be the base's, as with the real SD2 and SDXL checkpoints).
+            output_type = "pt" if request.refiner else "pil"
             if request.init_image is None:
-                images = self.base(**text, height=request.size, width=request.size, generator=generators, output_type="pt", **common).images
+                images = self.base(**text, height=request.size, width=request.size, generator=generators, output_type=output_type, **common).images
             else:
                 init = [request.init_image] * request.num_images
-                images = self.img2img(**text, image=init, strength=request.strength, generator=generators, output_type="pt", **common).images
+                images = self.img2img(**text, image=init, strength=request.strength, generator=generators, output_type=output_type, **common).images
             if request.refiner:
                 text, refiner_notes = self._text(request, "refiner")
                 notes += refiner_notes
                 generators = [torch.Generator().manual_seed(s) for s in seeds]
                 images = self.refiner(**text, image=images, strength=request.refiner_strength, generator=generators, output_type="pil", **common).images
-            else:
-                images = self.base.image_processor.postprocess(images, output_type="pil")
         return Result(images, seeds, [self.parameters(request, s) for s in seeds], notes, time.perf_counter() - started)
 
     def parameters(self, request: Request, seed: int) -> dict:

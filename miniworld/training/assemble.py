@@ -2,6 +2,8 @@
 
 `sd-base/` loads with `StableDiffusionPipeline.from_pretrained`, `sdxl-refiner/` with
 `StableDiffusionXLImg2ImgPipeline.from_pretrained`, exactly as the real SD2 and SDXL refiner checkpoints do.
+The UNets and the VAE are stored in float16 to keep the repository small; diffusers loads them as float32
+unless told otherwise.
 """
 
 from __future__ import annotations
@@ -38,14 +40,14 @@ def save_atomically(pipeline: DiffusionPipeline, target: Path) -> None:
 
 
 def main() -> None:
-    vae = AutoencoderKL.from_pretrained(VAE_DIR)
+    vae = AutoencoderKL.from_pretrained(VAE_DIR).half()
     tokenizer = CLIPTokenizer.from_pretrained(CLIP_DIR)
     scheduler = DPMSolverMultistepScheduler.from_config(noise_scheduler().config)
     base = StableDiffusionPipeline(
         vae=vae,
         text_encoder=CLIPTextModel.from_pretrained(CLIP_DIR),
         tokenizer=tokenizer,
-        unet=UNet2DConditionModel.from_pretrained(STAGES["base"].out / "unet"),
+        unet=UNet2DConditionModel.from_pretrained(STAGES["base"].out / "unet").half(),
         scheduler=scheduler,
         safety_checker=None,
         feature_extractor=None,
@@ -59,7 +61,7 @@ def main() -> None:
             text_encoder_2=CLIPTextModelWithProjection.from_pretrained(CLIP_DIR),
             tokenizer=None,
             tokenizer_2=tokenizer,
-            unet=UNet2DConditionModel.from_pretrained(STAGES["refiner"].out / "unet"),
+            unet=UNet2DConditionModel.from_pretrained(STAGES["refiner"].out / "unet").half(),
             scheduler=scheduler,
             requires_aesthetics_score=True,
             force_zeros_for_empty_prompt=False,
