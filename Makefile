@@ -1,8 +1,7 @@
-# Two commands on a fresh machine:  `make run` (set up, then start the app)  and  `make test`.
+# Two commands on a fresh machine:  `make run` (set up, then generate from Korean prompts)  and  `make test`.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-PORT   ?= 5000
 
 .PHONY: run test retrain
 
@@ -12,8 +11,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# Until the web app lands this generates from Korean prompts with the embedded models and writes PNGs.
 run: $(VENV)/.installed
-	HF_HUB_OFFLINE=1 $(PY) -m miniworld.demo --out outputs
+	HF_HUB_OFFLINE=1 $(PY) -m demo.generate "흰 배경 왼쪽에 있는 큰 빨간 원" --seed 1 --no-refiner --out outputs/빨간-원.png
+	HF_HUB_OFFLINE=1 $(PY) -m demo.generate "검은 배경 가운데에 있는 커다란 노란색 별" --seed 2 --num-images 4 --out outputs/노란-별.png
 
 test: $(VENV)/.installed
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
