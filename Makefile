@@ -21,3 +21,4 @@ test: $(VENV)/.installed
 
 retrain: $(VENV)/.installed
 	$(PY) -m miniworld.training all
+	$(PY) -m ko_clip train --config embedded
