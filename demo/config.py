@@ -34,6 +34,7 @@ class GeneratorConfig:
     steps: int = 25
     guidance: float = 5.0
     refiner_strength: float = 0.3
+    refiner_default: bool = True  # whether a request that does not say runs the refiner
     img2img_strength: float = 0.6
     attention: str = "auto"  # auto: xformers when installed on cuda, else PyTorch SDPA
     compile: bool = False  # torch.compile the UNets

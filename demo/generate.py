@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int)
     parser.add_argument("--guidance", type=float)
     parser.add_argument("--num-images", type=int, default=1)
-    parser.add_argument("--refiner", action=argparse.BooleanOptionalAction, default=True, help="run the SDXL refiner after the base")
+    parser.add_argument("--refiner", action=argparse.BooleanOptionalAction, help="run the SDXL refiner after the base (default: the config's refiner_default)")
     parser.add_argument("--refiner-strength", type=float)
     parser.add_argument("--init-image", type=Path, help="image→image: start from this image")
     parser.add_argument("--strength", type=float, help="image→image strength (default from the config)")

@@ -44,7 +44,7 @@ class Request:
     guidance: float | None = None
     size: int | None = None
     num_images: int = 1
-    refiner: bool = True
+    refiner: bool | None = None  # None: the config's `refiner_default`
     refiner_strength: float | None = None
     init_image: Image.Image | None = None  # set for image→image
     strength: float | None = None  # image→image: how far from the uploaded image
@@ -131,6 +131,7 @@ class Generator:
             prompt=prompt,
             negative_prompt=(request.negative_prompt or "").strip(),
             seed=secrets.randbelow(2**31) if request.seed is None else request.seed,
+            refiner=c.refiner_default and self.refiner is not None if request.refiner is None else request.refiner,
             steps=c.steps if request.steps is None else request.steps,
             guidance=c.guidance if request.guidance is None else request.guidance,
             size=c.size if request.size is None else request.size,
@@ -176,9 +177,7 @@ class Generator:
         """Generate `request.num_images` images; `progress(step, total)` after every denoising step."""
         request = self.validate(request)
         seeds = [(request.seed + i) % 2**32 for i in range(request.num_images)]
-        base_steps = request.steps if request.init_image is None else int(request.steps * request.strength)
-        refiner_steps = int(request.steps * request.refiner_strength) if request.refiner else 0
-        total = max(1, base_steps) + refiner_steps
+        total = self.total_steps(request)
         done = 0
 
         def on_step(pipe, step, timestep, tensors):
@@ -209,6 +208,13 @@ class Generator:
                 generators = [torch.Generator().manual_seed(s) for s in seeds]
                 images = self.refiner(**text, image=images, strength=request.refiner_strength, generator=generators, output_type="pil", **common).images
         return Result(images, seeds, [self.parameters(request, s) for s in seeds], notes, time.perf_counter() - started)
+
+    @staticmethod
+    def total_steps(request: Request) -> int:
+        """Denoising steps a validated request runs (what `progress` counts to): base or img2img, then refiner."""
+        base_steps = request.steps if request.init_image is None else int(request.steps * request.strength)
+        refiner_steps = int(request.steps * request.refiner_strength) if request.refiner else 0
+        return max(1, base_steps) + refiner_steps
 
     def parameters(self, request: Request, seed: int) -> dict:
         """What a PNG records about how it was made."""
