@@ -100,7 +100,7 @@ def test_bad_requests_get_clear_errors(generator, request_, message):
 
 def test_progress_reports_every_step_and_cancel_stops(generator):
     steps = []
-    generator(Request(PROMPT, seed=1, steps=10, refiner_strength=0.3), progress=lambda i, n: steps.append((i, n)))
+    generator(Request(PROMPT, seed=1, steps=10, refiner=True, refiner_strength=0.3), progress=lambda i, n: steps.append((i, n)))
     assert steps == [(i, 13) for i in range(1, 14)]
     cancel = threading.Event()
     cancel.set()
@@ -153,3 +153,9 @@ def test_shipped_configs_load():
     assert real.variant == "fp16" and 768 in real.sizes
     with pytest.raises(ValueError, match="no generator config 'nope'"):
         load_config("nope")
+
+
+def test_refiner_default_comes_from_the_config(generator):
+    request = generator.validate(Request(PROMPT))
+    assert request.refiner is generator.config.refiner_default
+    assert generator.validate(Request(PROMPT, refiner=True)).refiner is True
