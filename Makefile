@@ -1,9 +1,11 @@
-# Two commands on a fresh machine:  `make run` (set up, then generate from Korean prompts)  and  `make test`.
+# Two commands on a fresh machine:  `make run` (set up, then start the web app)  and  `make test`.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: run test retrain
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test retrain browser
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -11,12 +13,16 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-# Until the web app lands this generates from Korean prompts with the embedded models and writes PNGs.
+# The web app on the embedded models at http://127.0.0.1:5000/ (PORT=8000 make run for another port).
 run: $(VENV)/.installed
-	HF_HUB_OFFLINE=1 $(PY) -m demo.generate "흰 배경 왼쪽에 있는 큰 빨간 원" --seed 1 --no-refiner --out outputs/빨간-원.png
-	HF_HUB_OFFLINE=1 $(PY) -m demo.generate "검은 배경 가운데에 있는 커다란 노란색 별" --seed 2 --num-images 4 --out outputs/노란-별.png
+	HF_HUB_OFFLINE=1 $(PY) -m demo --port $(or $(PORT),5000)
 
-test: $(VENV)/.installed
+# The browser tests drive Debian's Chromium; fonts-nanum draws the Hangul in their screenshots.
+browser:
+	@[ -x /usr/bin/chromium ] && fc-list | grep -qi nanum || \
+	  ($(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-nanum)
+
+test: $(VENV)/.installed browser
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
 retrain: $(VENV)/.installed

@@ -1,0 +1,38 @@
+"""Start the web app: `python -m demo [--port 5000] [--host 127.0.0.1] [--config embedded]`.
+
+Served by waitress (a production WSGI server, threads for the page requests; generation runs in the app's own
+worker thread); debug mode is never on here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (this machine only) by default")
+    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--config", help="generator config: embedded (default), sd2-sdxl or a YAML path")
+    parser.add_argument("--data-dir", help="gallery, index and secret key (default: instance/)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from waitress import serve
+
+    from demo.app import create_app
+
+    overrides = {key: value for key, value in (("GENERATOR_CONFIG", args.config), ("DATA_DIR", args.data_dir)) if value}
+    try:
+        app = create_app(overrides)
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"한국어 이미지 생성기: http://{args.host}:{args.port}/  (Ctrl+C to stop)", flush=True)
+    serve(app, host=args.host, port=args.port, threads=8)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""The JSON API: everything the pages do, for scripts. Errors answer `{"error": reason}` with a 4xx/5xx status.
+
+Jobs belong to the session cookie that created them: keep cookies between calls (`curl -c jar -b jar`,
+`requests.Session`).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, jsonify, request, url_for
+
+from demo.app import services
+from demo.jobs import Job, JobNotFound, QueueFull, job_json
+from demo.pipeline import GenerationError
+from demo.vector_search import SearchError, image_url
+from demo.views.forms import FormError, generation_request, number, owner
+from demo.views.gallery import page_of_records
+from demo.views.search import search_k
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def _job_response(job: Job, status: int = 200):
+    response = jsonify(job_json(job, services().jobs.position(job)))
+    response.status_code = status
+    if status == 202:
+        response.headers["Location"] = url_for("api.job", job_id=job.id)
+    return response
+
+
+def _submit(kind: str, fields, upload=None):
+    s = services()
+    try:
+        job = s.jobs.submit(owner(), kind, generation_request(fields, s.generator, upload))
+    except GenerationError as error:
+        abort(400, str(error))
+    except QueueFull as error:
+        abort(503, str(error))
+    return _job_response(job, 202)
+
+
+@bp.post("/txt2img")
+def txt2img():
+    """JSON body with the form's fields: prompt, negative_prompt, seed, steps, guidance, size, num_images, refiner, refiner_strength."""
+    fields = request.get_json(silent=True)
+    if not isinstance(fields, dict):
+        abort(400, "send a JSON object with Content-Type: application/json")
+    return _submit("txt2img", fields)
+
+
+@bp.post("/img2img")
+def img2img():
+    """Multipart: an `image` file plus the txt2img fields and `strength`."""
+    upload = request.files.get("image")
+    if upload is None or not upload.filename:
+        abort(400, "send the image as a multipart file field named 'image'")
+    return _submit("img2img", request.form, upload)
+
+
+@bp.get("/jobs")
+def jobs():
+    """This session's jobs, newest first."""
+    s = services()
+    return jsonify([job_json(job, s.jobs.position(job)) for job in s.jobs.jobs_of(owner())])
+
+
+def _own_job(job_id: str) -> Job:
+    try:
+        return services().jobs.get(job_id, owner())
+    except JobNotFound:
+        abort(404, "no such job for this session")
+
+
+@bp.get("/jobs/<job_id>")
+def job(job_id: str):
+    return _job_response(_own_job(job_id))
+
+
+@bp.post("/jobs/<job_id>/cancel")
+def cancel(job_id: str):
+    _own_job(job_id)
+    return _job_response(services().jobs.cancel(job_id, owner()))
+
+
+@bp.route("/search", methods=["GET", "POST"])
+def search():
+    """GET ?q=TEXT&k=5[&min_score=0.5] by text; POST multipart `image` (and k, min_score) by image."""
+    s = services()
+    try:
+        k, floor = search_k(), number(request.values, "min_score", float)
+        if request.method == "POST":
+            upload = request.files.get("image")
+            if upload is None or not upload.filename:
+                abort(400, "send the image as a multipart file field named 'image'")
+            results = s.search.search_image(upload.read(), k, floor)
+        else:
+            results = s.search.search_text(request.args.get("q", ""), k, floor)
+    except (SearchError, FormError) as error:
+        abort(400, str(error))
+    return jsonify({"query": request.args.get("q"), "k": k, "results": [r.as_json() for r in results]})
+
+
+@bp.get("/gallery")
+def gallery():
+    """The newest records (`?before=<id>` pages back), as the gallery page shows them."""
+    try:
+        records = page_of_records(current_app.config["PAGE_SIZE"])
+    except FormError as error:
+        abort(400, str(error))
+    return jsonify([{"id": r.id, "prompt": r.prompt, "image": image_url(r.image), "parameters": r.parameters, "created": r.created} for r in records])

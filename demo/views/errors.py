@@ -1,0 +1,48 @@
+"""Every error as a clear message: JSON `{"error": …}` under /api, a page elsewhere; never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
+
+log = logging.getLogger(__name__)
+
+TITLES = {
+    400: "요청을 처리할 수 없습니다",
+    404: "찾을 수 없습니다",
+    405: "허용되지 않는 요청입니다",
+    413: "파일이 너무 큽니다",
+    503: "지금은 처리할 수 없습니다",
+}
+
+
+def _reason(error: HTTPException) -> str:
+    limit = request.max_content_length
+    if isinstance(error, RequestEntityTooLarge) and limit:
+        return f"the upload is larger than the limit of {limit / 1024 / 1024:.0f} MB"
+    if isinstance(error, CSRFError):
+        return f"the form has expired or was not sent from this site ({error.description}); reload the page and try again"
+    return error.description or error.name
+
+
+def _answer(error: HTTPException):
+    code = error.code or 500
+    reason = _reason(error)
+    if request.path.startswith("/api/"):
+        response = jsonify({"error": reason, "status": code})
+        response.status_code = code
+        return response
+    return render_template("error.html", code=code, title=TITLES.get(code, error.name), reason=reason), code
+
+
+def _unexpected(error: Exception):
+    log.exception("unhandled error on %s", request.path)
+    return _answer(InternalServerError("something went wrong on the server; the error is in its log"))
+
+
+def register(app: Flask) -> None:
+    app.register_error_handler(HTTPException, _answer)
+    app.register_error_handler(Exception, _unexpected)

@@ -1,0 +1,88 @@
+"""Turning form fields and JSON bodies into generation requests, and knowing whose browser is asking."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, Mapping
+
+from flask import session
+from werkzeug.datastructures import FileStorage
+
+from demo.images import ImageError, open_upload
+from demo.pipeline import GenerationError, Generator, Request
+
+TRUE = {"1", "true", "on", "yes"}
+FALSE = {"0", "false", "off", "no", ""}
+
+
+class FormError(ValueError):
+    """A field that cannot be read, with a message meant for the person who filled it in."""
+
+
+def owner() -> str:
+    """This browser's id, kept in its signed session cookie: jobs belong to it."""
+    if "owner" not in session:
+        session["owner"] = secrets.token_urlsafe(16)
+        session.permanent = True
+    return session["owner"]
+
+
+def number(fields: Mapping[str, Any], name: str, kind: type = int, label: str | None = None) -> Any:
+    """`fields[name]` as `kind`; None when absent or blank; `FormError` for anything else."""
+    label = label or name
+    value = fields.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool) or (kind is int and isinstance(value, float)):
+        raise FormError(f"{label} must be a {'whole ' if kind is int else ''}number")
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise FormError(f"{label} must be a {'whole ' if kind is int else ''}number") from None
+
+
+def _flag(fields: Mapping[str, Any], name: str) -> bool | None:
+    value = fields.get(name)
+    if value is None or isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in TRUE | FALSE:
+        raise FormError(f"{name} must be true or false")
+    return text in TRUE
+
+
+def _text(fields: Mapping[str, Any], name: str) -> str:
+    value = fields.get(name, "")
+    if not isinstance(value, str):
+        raise FormError(f"{name} must be text")
+    return value
+
+
+def generation_request(fields: Mapping[str, Any], generator: Generator, upload: FileStorage | bytes | None = None) -> Request:
+    """A validated request from the txt2img/img2img fields (form or JSON); `GenerationError` says what is wrong."""
+    init_image = None
+    if upload is not None:
+        data = upload if isinstance(upload, bytes) else upload.read()
+        try:
+            init_image = open_upload(data)
+        except ImageError as error:
+            raise GenerationError(str(error)) from error
+    if fields.get("num_images") in (None, ""):
+        fields = {**fields, "num_images": 1}
+    try:
+        request = Request(
+            prompt=_text(fields, "prompt"),
+            negative_prompt=_text(fields, "negative_prompt"),
+            seed=number(fields, "seed", int, "seed"),
+            steps=number(fields, "steps", int, "steps"),
+            guidance=number(fields, "guidance", float, "guidance"),
+            size=number(fields, "size", int, "size"),
+            num_images=number(fields, "num_images", int, "number of images"),
+            refiner=_flag(fields, "refiner"),
+            refiner_strength=number(fields, "refiner_strength", float, "refiner strength"),
+            init_image=init_image,
+            strength=number(fields, "strength", float, "strength"),
+        )
+    except FormError as error:
+        raise GenerationError(str(error)) from error
+    return generator.validate(request)

@@ -1,0 +1,37 @@
+"""Page: similar-prompt search, by Korean or English text or by an uploaded image."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template, request
+
+from demo.app import services
+from demo.vector_search import SearchError
+from demo.views.forms import FormError, number
+
+DEFAULT_K = 12
+
+bp = Blueprint("search", __name__)
+
+
+def search_k() -> int:
+    """`k` from the query string or form; absent means `DEFAULT_K` (0 or less is an error, not a default)."""
+    k = number(request.values, "k", int)
+    return DEFAULT_K if k is None else k
+
+
+@bp.route("/search", methods=["GET", "POST"])
+def search():
+    """GET ?q=…&k=… searches by text; POST with an `image` file searches by image."""
+    query = request.args.get("q", "")
+    upload = request.files.get("image") if request.method == "POST" else None
+    results, error, status = None, None, 200
+    try:
+        k = search_k()
+        if upload is not None:
+            results = services().search.search_image(upload.read(), k)
+        elif query.strip():
+            results = services().search.search_text(query, k)
+    except (SearchError, FormError) as exc:
+        error, status = str(exc), 400
+    by_image = upload is not None and error is None
+    return render_template("search.html", query=query, results=results, error=error, by_image=by_image), status
