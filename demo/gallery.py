@@ -1,0 +1,235 @@
+"""The gallery: every image the demo keeps, with its prompt, parameters and prompt embedding.
+
+Records live in one SQLite table (WAL, synchronous=FULL: a committed record survives a crash or power loss);
+image files live under `<data_dir>/images/`. An image is written (atomically, then synced to disk) before its
+record is committed, so every record names a complete file; a crash in between leaves at most an unreferenced
+file, never a record without its image.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+from PIL import Image
+
+from demo.images import write_png
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: ids only grow, so "after id N" means "newer than N"
+    prompt TEXT NOT NULL,
+    negative_prompt TEXT NOT NULL DEFAULT '',
+    parameters TEXT NOT NULL DEFAULT '{}',
+    image TEXT NOT NULL UNIQUE,
+    created REAL NOT NULL,
+    embedding BLOB NOT NULL  -- float32, little-endian
+)
+"""
+COLUMNS = "id, prompt, negative_prompt, parameters, image, created, embedding"
+
+
+class GalleryError(ValueError):
+    """A gallery request that cannot be served, with a message meant for the person who sent it."""
+
+
+@dataclass(frozen=True)
+class Record:
+    id: int
+    prompt: str
+    negative_prompt: str
+    parameters: dict
+    image: str  # file name relative to the images folder
+    created: float  # seconds since the epoch
+    embedding: np.ndarray  # float32, L2-normalised
+
+
+@dataclass(frozen=True)
+class NewRecord:
+    """An image file already on disk (e.g. from a prompt dataset) and what to record about it."""
+
+    source: Path
+    prompt: str
+    embedding: np.ndarray
+    parameters: dict
+    name: str  # where it goes under the images folder
+
+
+def _row_to_record(row: tuple) -> Record:
+    id_, prompt, negative, parameters, image, created, blob = row
+    return Record(id_, prompt, negative, json.loads(parameters), image, created, np.frombuffer(blob, dtype="<f4"))
+
+
+def _blob(embedding: np.ndarray) -> bytes:
+    return np.ascontiguousarray(embedding, dtype="<f4").tobytes()
+
+
+def sync_to_disk(path: Path) -> None:
+    """fsync a file or folder: after this, a power cut cannot take it back."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class GalleryStore:
+    """The records table and the images folder of one data directory; safe to share between threads."""
+
+    def __init__(self, data_dir: str | Path) -> None:
+        self.data_dir = Path(data_dir)
+        self.images_dir = self.data_dir / "images"
+        self.images_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.data_dir / "gallery.sqlite3", check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def add(
+        self,
+        image: Image.Image,
+        prompt: str,
+        embedding: np.ndarray,
+        parameters: dict | None = None,
+        negative_prompt: str = "",
+    ) -> Record:
+        """Save `image` (PNG with its parameters) and then commit its record."""
+        parameters = dict(parameters or {})
+        name = f"{time.strftime('%Y%m%d')}-{uuid.uuid4().hex}.png"
+        path = write_png(image, self.images_dir / name, parameters | {"prompt": prompt, "negative_prompt": negative_prompt})
+        sync_to_disk(path)
+        sync_to_disk(self.images_dir)
+        try:
+            return self._insert([(prompt, negative_prompt, parameters, name, embedding)])[0]
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+
+    def import_files(self, items: Iterable[NewRecord], batch_size: int = 1000) -> Iterator[Record]:
+        """Copy (or hard-link) existing image files in and record them, one transaction per batch.
+
+        A batch's files are all synced before its records are committed, which keeps bulk imports fast.
+        """
+        batch: list[NewRecord] = []
+        for item in items:
+            batch.append(item)
+            if len(batch) == batch_size:
+                yield from self._import_batch(batch)
+                batch = []
+        if batch:
+            yield from self._import_batch(batch)
+
+    def _import_batch(self, batch: list[NewRecord]) -> list[Record]:
+        known = self._known_names([item.name for item in batch])
+        batch = [item for item in batch if item.name not in known]  # an interrupted import can simply run again
+        targets = [self._place(item.source, self.image_path(item.name, must_exist=False)) for item in batch]
+        for path in targets + sorted({target.parent for target in targets}):
+            sync_to_disk(path)
+        return self._insert([(i.prompt, "", i.parameters, i.name, i.embedding) for i in batch])
+
+    @staticmethod
+    def _place(source: Path, target: Path) -> Path:
+        """Hard-link (or copy) `source` to `target` atomically."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".tmp-{uuid.uuid4().hex}")
+        try:
+            try:
+                os.link(source, tmp)
+            except OSError:  # another file system, or links not allowed
+                shutil.copyfile(source, tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return target
+
+    def _known_names(self, names: list[str]) -> set[str]:
+        marks = ",".join("?" * len(names))
+        return {row[0] for row in self._query(f"SELECT image FROM records WHERE image IN ({marks})", tuple(names))}
+
+    def _insert(self, rows: list[tuple[str, str, dict, str, np.ndarray]]) -> list[Record]:
+        created = time.time()
+        records = []
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for prompt, negative, parameters, name, embedding in rows:
+                    cursor = self._db.execute(
+                        "INSERT INTO records (prompt, negative_prompt, parameters, image, created, embedding) VALUES (?, ?, ?, ?, ?, ?)",
+                        (prompt, negative, json.dumps(parameters, ensure_ascii=False), name, created, _blob(embedding)),
+                    )
+                    vector = np.asarray(embedding, dtype=np.float32)
+                    records.append(Record(cursor.lastrowid, prompt, negative, parameters, name, created, vector))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return records
+
+    def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def get(self, record_id: int) -> Record | None:
+        rows = self._query(f"SELECT {COLUMNS} FROM records WHERE id = ?", (record_id,))
+        return _row_to_record(rows[0]) if rows else None
+
+    def get_many(self, record_ids: list[int]) -> dict[int, Record]:
+        """The records that exist among `record_ids` (at most a few thousand), by id."""
+        marks = ",".join("?" * len(record_ids))
+        rows = self._query(f"SELECT {COLUMNS} FROM records WHERE id IN ({marks})", tuple(record_ids))
+        return {row[0]: _row_to_record(row) for row in rows}
+
+    def history(self, limit: int = 20, before: int | None = None) -> list[Record]:
+        """Newest first; pass the last id of a page as `before` to get the next page."""
+        if not 1 <= limit <= 1000:
+            raise GalleryError("a page holds between 1 and 1000 records")
+        before = 2**63 - 1 if before is None else before
+        rows = self._query(f"SELECT {COLUMNS} FROM records WHERE id < ? ORDER BY id DESC LIMIT ?", (before, limit))
+        return [_row_to_record(row) for row in rows]
+
+    def count(self) -> int:
+        return self._query("SELECT COUNT(*) FROM records")[0][0]
+
+    def last_id(self) -> int:
+        return self._query("SELECT COALESCE(MAX(id), 0) FROM records")[0][0]
+
+    def embeddings(self, after: int = 0, upto: int | None = None, batch_size: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) in id order for the records with `after` < id ≤ `upto`, a batch at a time.
+
+        Each batch is its own short query, so a long reader (an index rebuild) never holds writers up.
+        """
+        upto = 2**63 - 1 if upto is None else upto
+        while True:
+            rows = self._query(
+                "SELECT id, embedding FROM records WHERE id > ? AND id <= ? ORDER BY id LIMIT ?", (after, upto, batch_size)
+            )
+            if not rows:
+                return
+            ids = np.array([r[0] for r in rows], dtype=np.int64)
+            yield ids, np.stack([np.frombuffer(r[1], dtype="<f4") for r in rows])
+            after = int(ids[-1])
+
+    def image_path(self, name: str, must_exist: bool = True) -> Path:
+        """The file for an image name; refuses any name that leads outside the images folder."""
+        root = self.images_dir.resolve()
+        path = None if not name or "\0" in name or Path(name).is_absolute() else (root / name).resolve()
+        if path is None or not path.is_relative_to(root) or path == root:
+            raise GalleryError(f"not an image of this gallery: {name!r}")
+        if must_exist and not path.is_file():
+            raise GalleryError(f"no such image: {name!r}")
+        return path
