@@ -1,0 +1,105 @@
+"""One vector space for prompts in Korean, prompts in English and images: the pooled CLIP embedding.
+
+The ko_clip student's "refiner" head was distilled onto the projected pooled output of the refiner's CLIP text
+encoder, so a Korean prompt through the student and an English prompt through that CLIP itself land in the
+same space; CLIP's image tower projects images into it as well. Every vector is L2-normalised float32, so a dot
+product is the cosine similarity.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from transformers import AutoImageProcessor, BaseImageProcessor, CLIPModel, CLIPTokenizer
+
+from ko_clip import KoreanPromptEncoder
+
+HANGUL = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
+
+
+def is_korean(text: str) -> bool:
+    """Any Hangul at all: mixed prompts ("빨간 circle") read best through the Korean student."""
+    return HANGUL.search(text) is not None
+
+
+def normalised(vectors: torch.Tensor) -> np.ndarray:
+    return torch.nn.functional.normalize(vectors.float(), dim=-1).cpu().numpy().astype(np.float32)
+
+
+class PromptEmbedder:
+    """Text (Korean or English) and images → pooled CLIP-space vectors."""
+
+    def __init__(
+        self,
+        clip: CLIPModel,
+        tokenizer: CLIPTokenizer,
+        processor: BaseImageProcessor,
+        korean: KoreanPromptEncoder,
+        target: str = "refiner",
+        batch_size: int = 64,
+    ) -> None:
+        self.clip = clip.eval()
+        self.tokenizer = tokenizer
+        self.processor = processor
+        self.korean = korean
+        self.target = target
+        self.batch_size = batch_size
+        self.device = next(clip.parameters()).device
+        self.dtype = next(clip.parameters()).dtype
+        pooled = korean.model.config.target_specs[korean.targets.index(target)].pooled_size
+        if pooled != self.dim:
+            raise ValueError(f"the Korean encoder's {target!r} head gives {pooled}-d pooled vectors, the CLIP {self.dim}-d")
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        clip: str | Path,
+        korean_encoder: str | Path,
+        target: str = "refiner",
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> "PromptEmbedder":
+        """`clip`: a CLIPModel directory or hub id whose text tower is the refiner's text encoder."""
+        model = CLIPModel.from_pretrained(clip, dtype=dtype).to(device)
+        korean = KoreanPromptEncoder.from_pretrained(korean_encoder, device, dtype)
+        if target not in korean.targets:
+            raise ValueError(f"the Korean encoder at {korean_encoder} has no {target!r} head (it has {', '.join(korean.targets)})")
+        return cls(model, CLIPTokenizer.from_pretrained(clip), AutoImageProcessor.from_pretrained(clip), korean, target)
+
+    @property
+    def dim(self) -> int:
+        return self.clip.config.projection_dim
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        """(len(texts), dim): Korean texts through the student, the others through the CLIP text tower."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        korean = [i for i, t in enumerate(texts) if is_korean(t)]
+        english = [i for i, t in enumerate(texts) if not is_korean(t)]
+        for rows, encode in ((korean, self._korean), (english, self._english)):
+            for start in range(0, len(rows), self.batch_size):
+                chunk = rows[start : start + self.batch_size]
+                out[chunk] = encode([texts[i] for i in chunk])
+        return out
+
+    def embed_text(self, text: str) -> np.ndarray:
+        return self.embed_texts([text])[0]
+
+    @torch.no_grad()
+    def _korean(self, texts: list[str]) -> np.ndarray:
+        return normalised(self.korean.encode(texts, self.target).pooled_prompt_embeds)
+
+    @torch.no_grad()
+    def _english(self, texts: list[str]) -> np.ndarray:
+        # Pipelines pad to 77; padding to the longest prompt only gives the same vectors (the text tower's attention
+        # is causal, so the pooled end-of-text token never sees padding) at a fraction of the cost.
+        ids = self.tokenizer(texts, padding="longest", max_length=77, truncation=True, return_tensors="pt").input_ids
+        return normalised(self.clip.get_text_features(input_ids=ids.to(self.device)).pooler_output)
+
+    @torch.no_grad()
+    def embed_images(self, images: list[Image.Image]) -> np.ndarray:
+        pixels = self.processor(images=[image.convert("RGB") for image in images], return_tensors="pt").pixel_values
+        return normalised(self.clip.get_image_features(pixel_values=pixels.to(self.device, self.dtype)).pooler_output)
