@@ -7,7 +7,7 @@ Each row trains under runs/ko_clip/ablation/<row> (resumable), then prints token
 Korean→English recall@1 on the validation split, and the all-attributes-correct rate of Korean prompts relative
 to their English translations through base+refiner, on held-out seen and unseen phrasings.
 
-    python benchmarks/ko_clip_ablation.py [--steps 1000] [--limit 300] [--rows ours pooled-only ...]
+    python -m benchmarks.ko_clip_ablation [--steps 1000] [--limit 300] [--rows ours pooled-only ...] [--threads N]
 """
 
 from __future__ import annotations
@@ -53,8 +53,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--limit", type=int, default=300, help="held-out prompts per file for the pipeline score")
     parser.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
+    parser.add_argument("--threads", type=int, help="CPU threads (default: the config's)")
     args = parser.parse_args()
-    base = load_config("embedded")
+    threads = [f"threads={args.threads}"] if args.threads else []
+    base = load_config("embedded", threads)
     torch.set_num_threads(base.threads)
     validation = split_pairs(corpus_sources(base.corpus), base.validation_fraction, base.max_chars)[1]
     teacher = teacher_outputs([Teacher(spec) for spec in base.teachers], {})
@@ -70,7 +72,7 @@ def main() -> None:
         if str(E5) in " ".join(ROWS[row]):
             ensure_e5()
         out = OUT / SLUGS[row]
-        overrides = ROWS[row] + [f"steps={args.steps}", f"out_dir={out}", "export_dir=null"]
+        overrides = ROWS[row] + threads + [f"steps={args.steps}", f"out_dir={out}", "export_dir=null"]
         train(load_config("embedded", overrides))
         encoder = KoreanPromptEncoder.from_pretrained(out / "best")
         metrics = embedding_metrics(encoder.model, encoder.tokenize, validation, teacher)

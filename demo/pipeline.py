@@ -78,7 +78,7 @@ class Generator:
         self.device = _device(config)
         self.dtype = _dtype(config, self.device)
         self._lock = threading.Lock()
-        load = dict(torch_dtype=self.dtype, variant=config.variant)
+        load = dict(dtype=self.dtype, variant=config.variant)
         self.encoder = KoreanPromptEncoder.from_pretrained(config.resolve(config.korean_encoder), self.device, self.dtype)
         # The Korean encoder replaces the English text encoder, so the base pipeline does not load it.
         self.base = StableDiffusionPipeline.from_pretrained(config.resolve(config.base), text_encoder=None, **load)

@@ -139,3 +139,8 @@ class KoreanTextEncoder(PreTrainedModel):
         states = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         trunk = self.trunk(states, attention_mask)
         return {name: self.heads[name](trunk) for name in targets or list(self.heads)}
+
+
+# Known to the Auto classes, so AutoConfig / AutoModel / AutoTokenizer read an encoder directory like any other.
+AutoConfig.register(KoreanTextEncoderConfig.model_type, KoreanTextEncoderConfig)
+AutoModel.register(KoreanTextEncoderConfig, KoreanTextEncoder)
