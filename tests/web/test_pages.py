@@ -145,3 +145,11 @@ def test_secret_key_survives_a_restart(tmp_path, generator, embedder):
         app.extensions["demo"].jobs.close()
         search.close()
     assert keys[0] == keys[1] and len(keys[0]) == 64
+
+
+def test_settings_come_from_the_environment(monkeypatch, make_app):
+    monkeypatch.setenv("KOIMG_QUEUE_SIZE", "3")
+    monkeypatch.setenv("KOIMG_MAX_CONTENT_LENGTH", "12345")
+    app = make_app()
+    assert app.config["QUEUE_SIZE"] == 3 and app.extensions["demo"].jobs.max_queued == 3
+    assert app.config["MAX_CONTENT_LENGTH"] == 12345
