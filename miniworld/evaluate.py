@@ -152,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=1, help="images per prompt")
     parser.add_argument("--steps", type=int, default=Settings.steps)
     parser.add_argument("--guidance", type=float, default=Settings.guidance)
+    parser.add_argument("--refiner-strength", type=float, default=Settings.refiner_strength, help="share of the schedule the refiner redoes")
     parser.add_argument("--limit", type=int, help="only the first N prompts")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     if args.limit:
         prompts, scenes = prompts[: args.limit], scenes[: args.limit]
-    generator = MiniworldGenerator(args.refiner, Settings(steps=args.steps, guidance=args.guidance), load_encoder(args.encoder))
+    generator = MiniworldGenerator(args.refiner, Settings(args.steps, args.guidance, args.refiner_strength), load_encoder(args.encoder))
     report = evaluate(prompts, scenes, generator, args.seeds)
     print(json.dumps(report.as_dict()) if args.json else format_report(report))
     return 0
