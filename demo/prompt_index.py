@@ -40,9 +40,9 @@ class SearchError(ValueError):
 class IndexSettings:
     """How the prompt index searches and rebuilds; the numbers come from benchmarks/search_benchmark.py."""
 
-    exact_below: int = 50_000  # exact search below this many vectors, Annoy above: the measured crossover
+    exact_below: int = 4_000  # exact search below this many vectors, Annoy above: the crossover at 512-d (≈ 900 at 128-d)
     trees: int = 32
-    search_k: int = 6_000  # Annoy nodes inspected for k=10, scaled with k: recall@10 ≥ 0.95 in the benchmark
+    search_k: int = 2_560  # Annoy nodes inspected for k=10, scaled with k: recall@10 ≥ 0.977 from 2k to 1M vectors
     rebuild_after: int = 1_000  # buffered vectors that start a background rebuild
     build_jobs: int = 1  # threads for building trees: leave the other cores to the generator
 
