@@ -116,7 +116,11 @@ def miniworld(sizes: list[int], queries: int, seed: int = 0) -> Iterator[tuple[n
     for n in sorted({min(n, len(captions)) for n in sizes}):
         done = sum(len(part) for part in parts)
         for i in tqdm(range(done, n, 4096), desc=f"embedding captions {done:,}–{n:,}"):
-            parts.append(embedder.embed_texts(captions[i : min(i + 4096, n)]))
+            chunk = captions[i : min(i + 4096, n)]
+            order = np.argsort([len(c) for c in chunk], kind="stable")  # batches of like lengths pad less
+            part = np.empty((len(chunk), embedder.dim), np.float32)
+            part[order] = embedder.embed_texts([chunk[j] for j in order])
+            parts.append(part)
         yield np.concatenate(parts), asked
 
 
