@@ -14,7 +14,7 @@ import time
 import torch
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from demo.config import load_config
+from demo.config import load_config, resolve
 from demo.pipeline import Generator, Request
 
 KOREAN = "흰 배경 왼쪽에 있는 큰 빨간 원"
@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--config", default="embedded")
     args = parser.parse_args()
     generator = Generator(load_config(args.config))
-    teacher_dir = generator.config.resolve(generator.config.base)
+    teacher_dir = resolve(generator.config.base)
     teacher = CLIPTextModel.from_pretrained(teacher_dir, subfolder="text_encoder").to(generator.device).eval()
     tokenizer = CLIPTokenizer.from_pretrained(teacher_dir, subfolder="tokenizer")
     print(f"device {generator.device}, dtype {generator.dtype}, threads {torch.get_num_threads()}, best of {args.runs}")

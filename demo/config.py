@@ -12,6 +12,12 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 REPO = Path(__file__).resolve().parent.parent
 
 
+def resolve(value: str) -> str:
+    """A model location from a config: relative local paths are relative to the repository; hub ids stay as they are."""
+    local = REPO / value
+    return str(local) if not Path(value).is_absolute() and local.exists() else value
+
+
 @dataclass
 class Limits:
     max_steps: int = 100
@@ -35,16 +41,13 @@ class GeneratorConfig:
     guidance: float = 5.0
     refiner_strength: float = 0.3
     refiner_default: bool = True  # whether a request that does not say runs the refiner
+    refiner_guidance: float | None = None  # the refiner's own guidance scale; None: the request's guidance
     img2img_strength: float = 0.6
     attention: str = "auto"  # auto: xformers when installed on cuda, else PyTorch SDPA
     compile: bool = False  # torch.compile the UNets
     cpu_offload: bool = False  # enable_model_cpu_offload, for small GPUs
     limits: Limits = field(default_factory=Limits)
 
-    def resolve(self, value: str) -> str:
-        """Relative local paths are relative to the repository; hub ids stay as they are."""
-        local = REPO / value
-        return str(local) if not Path(value).is_absolute() and local.exists() else value
 
 
 def load_config(name_or_path: str | Path) -> GeneratorConfig:

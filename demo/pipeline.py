@@ -20,7 +20,7 @@ from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline, S
 from diffusers.utils import logging as diffusers_logging
 from PIL import Image
 
-from demo.config import GeneratorConfig
+from demo.config import GeneratorConfig, resolve
 from demo.images import ImageError, fit, to_rgb
 from ko_clip import KoreanPromptEncoder
 
@@ -79,15 +79,15 @@ class Generator:
         self.dtype = _dtype(config, self.device)
         self._lock = threading.Lock()
         load = dict(dtype=self.dtype, variant=config.variant)
-        self.encoder = KoreanPromptEncoder.from_pretrained(config.resolve(config.korean_encoder), self.device, self.dtype)
+        self.encoder = KoreanPromptEncoder.from_pretrained(resolve(config.korean_encoder), self.device, self.dtype)
         # The Korean encoder replaces the English text encoder, so the base pipeline does not load it.
-        self.base = StableDiffusionPipeline.from_pretrained(config.resolve(config.base), text_encoder=None, **load)
+        self.base = StableDiffusionPipeline.from_pretrained(resolve(config.base), text_encoder=None, **load)
         self.img2img = StableDiffusionImg2ImgPipeline.from_pipe(self.base)
         self.refiner = None
         if config.refiner:
             keep_english = "refiner" not in self.encoder.targets  # needed for the empty-prompt fallback only
             extra = {} if keep_english else {"text_encoder_2": None}
-            self.refiner = StableDiffusionXLImg2ImgPipeline.from_pretrained(config.resolve(config.refiner), **extra, **load)
+            self.refiner = StableDiffusionXLImg2ImgPipeline.from_pretrained(resolve(config.refiner), **extra, **load)
         self.pipelines = [p for p in (self.base, self.img2img, self.refiner) if p is not None]
         self._place()
 
@@ -189,7 +189,7 @@ class Generator:
                 raise Cancelled()
             return tensors
 
-        common = dict(num_inference_steps=request.steps, guidance_scale=request.guidance, callback_on_step_end=on_step)
+        common = dict(num_inference_steps=request.steps, callback_on_step_end=on_step)
         started = time.perf_counter()
         with self._lock, torch.inference_mode():
             generators = [torch.Generator().manual_seed(s) for s in seeds]
@@ -198,16 +198,23 @@ class Generator:
             # (the refiner's VAE need not be the base's, as with the real SD2 and SDXL checkpoints).
             output_type = "pt" if request.refiner else "pil"
             if request.init_image is None:
-                images = self.base(**text, height=request.size, width=request.size, generator=generators, output_type=output_type, **common).images
+                images = self.base(**text, height=request.size, width=request.size, generator=generators, output_type=output_type, guidance_scale=request.guidance, **common).images
             else:
                 init = [request.init_image] * request.num_images
-                images = self.img2img(**text, image=init, strength=request.strength, generator=generators, output_type=output_type, **common).images
+                images = self.img2img(**text, image=init, strength=request.strength, generator=generators, output_type=output_type, guidance_scale=request.guidance, **common).images
             if request.refiner:
                 text, refiner_notes = self._text(request, "refiner")
                 notes += refiner_notes
                 generators = [torch.Generator().manual_seed(s) for s in seeds]
-                images = self.refiner(**text, image=images, strength=request.refiner_strength, generator=generators, output_type="pil", **common).images
+                images = self.refiner(
+                    **text, image=images, strength=request.refiner_strength, guidance_scale=self.refiner_guidance(request), generator=generators, output_type="pil", **common
+                ).images
         return Result(images, seeds, [self.parameters(request, s) for s in seeds], notes, time.perf_counter() - started)
+
+    def refiner_guidance(self, request: Request) -> float:
+        """The refiner's guidance scale: its own from the config, else the request's."""
+        own = self.config.refiner_guidance
+        return request.guidance if own is None else own
 
     @staticmethod
     def total_steps(request: Request) -> int:
@@ -233,6 +240,7 @@ class Generator:
         }
         if request.refiner:
             parameters["refiner_strength"] = request.refiner_strength
+            parameters["refiner_guidance"] = self.refiner_guidance(request)
         if request.init_image is not None:
             parameters["strength"] = request.strength
         return parameters

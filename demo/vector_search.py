@@ -31,7 +31,7 @@ import yaml
 from PIL import Image
 from tqdm import tqdm
 
-from demo.config import REPO
+from demo.config import REPO, resolve
 from demo.gallery import GalleryError, GalleryStore, NewRecord, Record
 from demo.images import ImageError, open_upload
 from demo.prompt_index import Batches, IndexSettings, PromptIndex, SearchError
@@ -56,10 +56,6 @@ class SearchConfig:
     max_k: int = 100
     max_query_chars: int = 300
 
-    def resolve(self, value: str) -> str:
-        """Relative local paths are relative to the repository; hub ids stay as they are."""
-        local = REPO / value
-        return str(local) if not Path(value).is_absolute() and local.exists() else value
 
 
 def load_search_config(path: str | Path | None = None) -> SearchConfig:
@@ -118,7 +114,7 @@ class SearchService:
         if embedder is None:
             from demo.embeddings import PromptEmbedder
 
-            embedder = PromptEmbedder.from_pretrained(config.resolve(config.clip), config.resolve(config.korean_encoder), config.target, device)
+            embedder = PromptEmbedder.from_pretrained(resolve(config.clip), resolve(config.korean_encoder), config.target, device)
         store = GalleryStore(data_dir)
         return cls(store, PromptIndex(Path(data_dir) / "index", embedder.dim, config.index), embedder, config)
 

@@ -36,6 +36,7 @@ class Settings:
     steps: int = 25
     guidance: float = 5.0
     refiner_strength: float = 0.3
+    refiner_guidance: float = 1.0  # at the base's 5 the refiner drifts colours; see the README
     batch_size: int = 50
 
 
@@ -109,7 +110,7 @@ class MiniworldGenerator:
             image=latents,
             strength=s.refiner_strength,
             num_inference_steps=s.steps,
-            guidance_scale=s.guidance,
+            guidance_scale=s.refiner_guidance,
             generator=generators,
         ).images
 
@@ -153,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=Settings.steps)
     parser.add_argument("--guidance", type=float, default=Settings.guidance)
     parser.add_argument("--refiner-strength", type=float, default=Settings.refiner_strength, help="share of the schedule the refiner redoes")
+    parser.add_argument("--refiner-guidance", type=float, default=Settings.refiner_guidance)
     parser.add_argument("--limit", type=int, help="only the first N prompts")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
@@ -164,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     if args.limit:
         prompts, scenes = prompts[: args.limit], scenes[: args.limit]
-    generator = MiniworldGenerator(args.refiner, Settings(args.steps, args.guidance, args.refiner_strength), load_encoder(args.encoder))
+    generator = MiniworldGenerator(args.refiner, Settings(args.steps, args.guidance, args.refiner_strength, args.refiner_guidance), load_encoder(args.encoder))
     report = evaluate(prompts, scenes, generator, args.seeds)
     print(json.dumps(report.as_dict()) if args.json else format_report(report))
     return 0

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 import demo.prompt_index
+from demo.config import resolve
 from demo.embeddings import PromptEmbedder, is_korean
 from demo.gallery import GalleryStore, NewRecord
 from demo.prompt_index import IndexSettings, PromptIndex, SearchError
@@ -260,7 +261,7 @@ def test_search_config_reads_yaml_with_index_settings(tmp_path):
     path.write_text("clip: laion/CLIP-ViT-bigG-14-laion2B-39B-b160k\nindex:\n  exact_below: 1000\n  trees: 16\n")
     config = load_search_config(path)
     assert config.clip.startswith("laion/") and config.index.exact_below == 1000 and config.index.trees == 16
-    assert config.index.search_k == IndexSettings().search_k and config.resolve(config.clip) == config.clip
+    assert config.index.search_k == IndexSettings().search_k and resolve(config.clip) == config.clip
     path.write_text("index:\n  tres: 16\n")
     with pytest.raises(SearchError, match="unknown search setting"):
         load_search_config(path)
