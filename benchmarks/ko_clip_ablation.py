@@ -7,7 +7,7 @@ Each row trains under runs/ko_clip/ablation/<row> (resumable), then prints token
 Korean→English recall@1 on the validation split, and the all-attributes-correct rate of Korean prompts relative
 to their English translations through base+refiner, on held-out seen and unseen phrasings.
 
-    python -m benchmarks.ko_clip_ablation [--steps 1000] [--limit 300] [--rows ours pooled-only ...] [--threads N]
+    python -m benchmarks.ko_clip_ablation [--steps 1000] [--limit 300] [--rows ours pooled-only ...] [--threads N] [--out DIR]
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ ROWS = {
     "ours, e5-small backbone": [f"student.backbone={E5}", "lr=0.0002"],
 }
 SLUGS = dict(zip(ROWS, ["pooled-only", "positional", "ours", "ours-en", "ours-e5"]))
-OUT = Path("runs/ko_clip/ablation")
 CORPUS = Path("runs/miniworld-corpus")
 
 
@@ -54,6 +53,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=300, help="held-out prompts per file for the pipeline score")
     parser.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
     parser.add_argument("--threads", type=int, help="CPU threads (default: the config's)")
+    parser.add_argument("--out", type=Path, default=Path("runs/ko_clip/ablation"), help="one resumable run per row under here")
     args = parser.parse_args()
     threads = [f"threads={args.threads}"] if args.threads else []
     base = load_config("embedded", threads)
@@ -71,7 +71,7 @@ def main() -> None:
     for row in args.rows:
         if str(E5) in " ".join(ROWS[row]):
             ensure_e5()
-        out = OUT / SLUGS[row]
+        out = args.out / SLUGS[row]
         overrides = ROWS[row] + threads + [f"steps={args.steps}", f"out_dir={out}", "export_dir=null"]
         train(load_config("embedded", overrides))
         encoder = KoreanPromptEncoder.from_pretrained(out / "best")
