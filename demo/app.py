@@ -38,7 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "QUEUE_SIZE": 16,  # jobs that may wait; more are refused with 503
     "KEEP_JOBS": 200,  # finished jobs remembered for their pages
     "SEED_GALLERY": 24,  # images generated on first start so search has something to find; 0: none
-    "SEED_GALLERY_STEPS": 15,
+    "SEED_GALLERY_STEPS": 10,
     "PAGE_SIZE": 24,  # gallery page
     "SIMILAR_PROMPTS": 6,  # shown beside a result
     "SESSION_COOKIE_SAMESITE": "Lax",
