@@ -57,6 +57,7 @@ def vae() -> AutoencoderKL:
         latent_channels=LATENT_CHANNELS,
         norm_num_groups=16,
         sample_size=IMAGE_SIZE,
+        force_upcast=False,  # stored as float16, run in float32 on CPU: no per-call upcasting (and its warning)
     )
 
 
