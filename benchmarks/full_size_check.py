@@ -7,7 +7,7 @@ nothing is downloaded), a Korean student with a klue/roberta-large-sized backbon
 keys, seconds per image and peak memory. On a CUDA GPU it measures the real thing (fp16, 768×768, 25 base
 steps + refiner); on a CPU it runs at a reduced size and step count (bfloat16 weights to fit in memory).
 
-    python benchmarks/full_size_check.py [--size 768] [--steps 25] [--workdir DIR]
+    python -m benchmarks.full_size_check [--size 768] [--steps 25] [--workdir DIR]
 """
 
 from __future__ import annotations

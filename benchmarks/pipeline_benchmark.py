@@ -3,7 +3,7 @@
 Beside the Korean encoder's time it measures, in the same run, the English teacher text encoder encoding the
 English translation: the baseline the Korean encoder replaces.
 
-    python benchmarks/pipeline_benchmark.py [--runs 5] [--steps 25] [--config embedded]
+    python -m benchmarks.pipeline_benchmark [--runs 5] [--steps 25] [--config embedded]
 """
 
 from __future__ import annotations
