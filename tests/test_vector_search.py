@@ -248,6 +248,18 @@ def test_cli_builds_a_gallery_from_a_prompt_table(tmp_path, capsys):
     assert "has no column text" in capsys.readouterr().err
 
 
+def test_cli_builds_from_parquet_as_diffusiondb_ships_its_metadata(tmp_path, capsys):
+    scenes = all_scenes()[:3]
+    table = prompt_table(tmp_path / "dump", scenes)
+    parquet = table.with_suffix(".parquet")
+    pd.read_csv(table).to_parquet(parquet)
+    data_dir = str(tmp_path / "data")
+    assert main(["build", str(parquet), "--data-dir", data_dir]) == 0
+    assert "added: 3" in capsys.readouterr().out
+    assert main(["query", english_caption(scenes[2]), "--k", "1", "--json", "--data-dir", data_dir]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["prompt"] == english_caption(scenes[2])
+
+
 def test_seeded_gallery_is_generated_and_searchable(tmp_path, generator, embedder):
     service = SearchService.open(tmp_path / "data", embedder=embedder)
     records = seed_gallery(service, generator, count=2, steps=4)
