@@ -80,9 +80,13 @@ class SearchResult:
         return image_url(self.record.image)
 
     def as_json(self) -> dict:
-        r = self.record
-        return {"prompt": r.prompt, "score": round(self.score, 4), "image": self.image_url, "id": r.id,
-                "negative_prompt": r.negative_prompt, "parameters": r.parameters, "created": r.created}
+        return {"prompt": self.record.prompt, "score": round(self.score, 4)} | record_json(self.record)
+
+
+def record_json(record: Record) -> dict:
+    """A gallery record as the API and the CLI answer it."""
+    return {"prompt": record.prompt, "image": image_url(record.image), "id": record.id,
+            "negative_prompt": record.negative_prompt, "parameters": record.parameters, "created": record.created}
 
 
 def image_url(name: str) -> str:

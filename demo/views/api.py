@@ -11,7 +11,7 @@ from flask import Blueprint, abort, current_app, jsonify, request, url_for
 from demo.app import services
 from demo.jobs import Job, JobNotFound, QueueFull, job_json
 from demo.pipeline import GenerationError
-from demo.vector_search import SearchError, image_url
+from demo.vector_search import SearchError, record_json
 from demo.views.forms import FormError, generation_request, number, owner
 from demo.views.gallery import page_of_records
 from demo.views.search import search_k
@@ -106,4 +106,4 @@ def gallery():
         records = page_of_records(current_app.config["PAGE_SIZE"])
     except FormError as error:
         abort(400, str(error))
-    return jsonify([{"id": r.id, "prompt": r.prompt, "image": image_url(r.image), "parameters": r.parameters, "created": r.created} for r in records])
+    return jsonify([record_json(record) for record in records])
