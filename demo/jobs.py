@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field, replace
 from typing import Callable
@@ -57,8 +56,6 @@ class Job:
     step: int = 0
     output: JobOutput | None = None
     error: str | None = None
-    created: float = field(default_factory=time.time)
-    finished: float | None = None
     cancel_event: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -126,10 +123,6 @@ class JobQueue:
             except ValueError:
                 return 0
 
-    def waiting(self) -> int:
-        with self._changed:
-            return len(self._waiting)
-
     def wait(self, job: Job, timeout: float | None = None) -> bool:
         """Block until `job` has finished; False on timeout."""
         with self._changed:
@@ -177,7 +170,7 @@ class JobQueue:
 
     def _finish(self, job: Job, status: str, output: JobOutput | None = None, error: str | None = None) -> None:
         """Record the outcome (the caller holds the lock) and drop the uploaded image: memory stays flat."""
-        job.status, job.output, job.error, job.finished = status, output, error, time.time()
+        job.status, job.output, job.error = status, output, error
         if status == "done":
             job.step = job.total_steps
         job.request = replace(job.request, init_image=None)

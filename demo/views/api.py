@@ -63,22 +63,22 @@ def jobs():
     return jsonify([job_json(job, s.jobs.position(job)) for job in s.jobs.jobs_of(owner())])
 
 
-def _own_job(job_id: str) -> Job:
+def _own_job(action, job_id: str) -> Job:
+    """`action(job_id, owner)` (get or cancel) on this session's job; 404 for any other id."""
     try:
-        return services().jobs.get(job_id, owner())
+        return action(job_id, owner())
     except JobNotFound:
         abort(404, "no such job for this session")
 
 
 @bp.get("/jobs/<job_id>")
 def job(job_id: str):
-    return _job_response(_own_job(job_id))
+    return _job_response(_own_job(services().jobs.get, job_id))
 
 
 @bp.post("/jobs/<job_id>/cancel")
 def cancel(job_id: str):
-    _own_job(job_id)
-    return _job_response(services().jobs.cancel(job_id, owner()))
+    return _job_response(_own_job(services().jobs.cancel, job_id))
 
 
 @bp.route("/search", methods=["GET", "POST"])

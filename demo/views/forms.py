@@ -58,18 +58,16 @@ def _text(fields: Mapping[str, Any], name: str) -> str:
     return value
 
 
-def generation_request(fields: Mapping[str, Any], generator: Generator, upload: FileStorage | bytes | None = None) -> Request:
+def generation_request(fields: Mapping[str, Any], generator: Generator, upload: FileStorage | None = None) -> Request:
     """A validated request from the txt2img/img2img fields (form or JSON); `GenerationError` says what is wrong."""
     init_image = None
     if upload is not None:
-        data = upload if isinstance(upload, bytes) else upload.read()
         try:
-            init_image = open_upload(data)
+            init_image = open_upload(upload.read())
         except ImageError as error:
             raise GenerationError(str(error)) from error
-    if fields.get("num_images") in (None, ""):
-        fields = {**fields, "num_images": 1}
     try:
+        num_images = number(fields, "num_images", int, "number of images")
         request = Request(
             prompt=_text(fields, "prompt"),
             negative_prompt=_text(fields, "negative_prompt"),
@@ -77,7 +75,7 @@ def generation_request(fields: Mapping[str, Any], generator: Generator, upload: 
             steps=number(fields, "steps", int, "steps"),
             guidance=number(fields, "guidance", float, "guidance"),
             size=number(fields, "size", int, "size"),
-            num_images=number(fields, "num_images", int, "number of images"),
+            num_images=1 if num_images is None else num_images,
             refiner=_flag(fields, "refiner"),
             refiner_strength=number(fields, "refiner_strength", float, "refiner strength"),
             init_image=init_image,
