@@ -1,10 +1,10 @@
 """Similar-prompt search over the gallery on the command line (`python -m demo.vector_search`, the documented name).
 
-    python -m demo.vector_search query "TEXT" [--k 5] [--json] [--min-score S] [--data-dir instance]
-    python -m demo.vector_search query-image IMAGE [--k 5] [--json] [--min-score S] [--data-dir instance]
-    python -m demo.vector_search build PROMPTS.csv|.parquet [--prompt-column prompt] [--image-column image_name]
-                                       [--images-dir DIR] [--limit N]
-    python -m demo.vector_search seed-gallery [--count 24] [--steps 10] [--config embedded]
+python -m demo.vector_search query "TEXT" [--k 5] [--json] [--min-score S] [--data-dir instance]
+python -m demo.vector_search query-image IMAGE [--k 5] [--json] [--min-score S] [--data-dir instance]
+python -m demo.vector_search build PROMPTS.csv|.parquet [--prompt-column prompt] [--image-column image_name]
+                                   [--images-dir DIR] [--limit N]
+python -m demo.vector_search seed-gallery [--count 24] [--steps 10] [--config embedded]
 """
 
 from __future__ import annotations
@@ -99,7 +99,9 @@ def _run(service: SearchService, args: argparse.Namespace) -> int:
     elif args.command == "query-image":
         _print_results(service.search_image(args.image.read_bytes(), args.k, args.min_score), args.json)
     elif args.command == "build":
-        counts = import_prompts(service, args.prompts, args.prompt_column, args.image_column, args.images_dir, args.limit)
+        counts = import_prompts(
+            service, args.prompts, args.prompt_column, args.image_column, args.images_dir, args.limit
+        )
         print(", ".join(f"{name}: {n}" for name, n in counts.items()) + f"; the gallery holds {len(service)} images")
     else:
         from demo.generation.config import load_config

@@ -35,9 +35,11 @@ def import_prompts(
             sources = [find(name) for name in chunk[image_column].fillna("").astype(str)]
             others = chunk.drop(columns=[prompt_column, image_column])
             parameters = json.loads(others.to_json(orient="records", force_ascii=False))
-            keep = [i for i, (prompt, source) in enumerate(zip(prompts, sources)) if prompt and source]
+            keep = [i for i, (prompt, source) in enumerate(zip(prompts, sources, strict=True)) if prompt and source]
             counts["no prompt"] += prompts.count("")
-            counts["missing image"] += sum(1 for prompt, source in zip(prompts, sources) if prompt and source is None)
+            counts["missing image"] += sum(
+                1 for prompt, source in zip(prompts, sources, strict=True) if prompt and source is None
+            )
             vectors = service.embedder.embed_texts([prompts[i] for i in keep])
             items = [
                 NewRecord(
@@ -47,7 +49,7 @@ def import_prompts(
                     {k: v for k, v in parameters[i].items() if v is not None},
                     f"{path.stem}/{find.relative(sources[i])}",
                 )
-                for i, vector in zip(keep, vectors)
+                for i, vector in zip(keep, vectors, strict=True)
             ]
             records = list(service.store.import_files(items, batch_size))
             service.index_records(records)
@@ -71,7 +73,9 @@ def read_prompts(path: Path, columns: list[str]) -> pd.DataFrame:
     else:
         raise SearchError(f"{path.name}: expected a .csv or .parquet file")
     if missing := [c for c in columns if c not in frame.columns]:
-        raise SearchError(f"{path.name} has no column {', '.join(missing)}; its columns: {', '.join(map(str, frame.columns))}")
+        raise SearchError(
+            f"{path.name} has no column {', '.join(missing)}; its columns: {', '.join(map(str, frame.columns))}"
+        )
     return frame
 
 

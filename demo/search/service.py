@@ -36,7 +36,8 @@ ImageUrl = Callable[[str], str]  # a gallery image name → the URL it is served
 
 @dataclass
 class SearchConfig:
-    clip: str = "miniworld/weights/clip"  # CLIPModel whose text tower is the refiner's; real: laion/CLIP-ViT-bigG-14-laion2B-39B-b160k
+    # A CLIPModel whose text tower is the refiner's; real: laion/CLIP-ViT-bigG-14-laion2B-39B-b160k
+    clip: str = "miniworld/weights/clip"
     korean_encoder: str = "miniworld/weights/ko-clip"
     target: str = "refiner"  # the ko_clip head whose pooled output lives in that CLIP's space
     index: IndexSettings = field(default_factory=IndexSettings)
@@ -101,7 +102,9 @@ class SearchService:
         if embedder is None:
             from demo.search.embeddings import PromptEmbedder
 
-            embedder = PromptEmbedder.from_pretrained(resolve(config.clip), resolve(config.korean_encoder), config.target, device)
+            embedder = PromptEmbedder.from_pretrained(
+                resolve(config.clip), resolve(config.korean_encoder), config.target, device
+            )
         store = GalleryStore(data_dir)
         return cls(store, PromptIndex(Path(data_dir) / "index", embedder.dim, config.index), embedder, config)
 
@@ -145,7 +148,9 @@ class SearchService:
         self._check(k, min_score)
         return self._results(self.embedder.embed_text(query), k, min_score)
 
-    def search_image(self, image: Image.Image | bytes, k: int = 5, min_score: float | None = None) -> list[SearchResult]:
+    def search_image(
+        self, image: Image.Image | bytes, k: int = 5, min_score: float | None = None
+    ) -> list[SearchResult]:
         """Records whose prompt matches an image (e.g. an upload), by CLIP image–text similarity."""
         self._check(k, min_score)
         try:

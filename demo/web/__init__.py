@@ -20,12 +20,12 @@ import yaml
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
-from demo.search.service import SearchService, load_search_config
 from demo.web import extensions
 from demo.web.serializers import image_url
 
 if TYPE_CHECKING:
     from demo.generation.pipeline import ImageGenerator
+    from demo.search.service import SearchService
 
 DEFAULTS: dict[str, Any] = {
     "GENERATOR_CONFIG": "embedded",  # a demo/generation/configs name or a YAML path
@@ -64,13 +64,6 @@ def create_app(
     app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or _secret_key(data_dir / "secret_key")
     csrf.init_app(app)
 
-    if generator is None:
-        from demo.generation.config import load_config
-        from demo.generation.pipeline import ImageGenerator
-
-        generator = ImageGenerator(load_config(app.config["GENERATOR_CONFIG"]))
-    if search is None:
-        search = SearchService.open(data_dir, load_search_config(app.config["SEARCH_CONFIG"]), device=generator.device)
     extensions.init_app(app, generator, search)
     app.add_template_global(image_url)
 

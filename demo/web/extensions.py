@@ -12,7 +12,7 @@ from flask import Flask, current_app
 
 from demo.generation.request import Progress, Request
 from demo.search.seeding import seed_gallery
-from demo.search.service import SearchService
+from demo.search.service import SearchService, load_search_config
 from demo.web.jobs import JobOutput, JobQueue
 
 if TYPE_CHECKING:  # the generator's model libraries load in the factory, not with every view
@@ -37,9 +37,18 @@ def get_services(app: Flask | None = None) -> Services:
     return (app or current_app).extensions[EXTENSION]
 
 
-def init_app(app: Flask, generator: ImageGenerator, search: SearchService) -> Services:
-    """Start the job queue on `generator` and `search`, and seed an empty gallery in the background."""
+def init_app(app: Flask, generator: ImageGenerator | None = None, search: SearchService | None = None) -> Services:
+    """Build the services from the app's config (`generator` and `search` may be passed in instead: tests share one
+    loaded pipeline), start the job queue, and seed an empty gallery in the background."""
     config = app.config
+    if generator is None:
+        from demo.generation.config import load_config
+        from demo.generation.pipeline import ImageGenerator
+
+        generator = ImageGenerator(load_config(config["GENERATOR_CONFIG"]))
+    if search is None:
+        search_config = load_search_config(config["SEARCH_CONFIG"])
+        search = SearchService.open(config["DATA_DIR"], search_config, device=generator.device)
     jobs = JobQueue(_runner(generator, search), generator.total_steps, config["QUEUE_SIZE"], config["KEEP_JOBS"])
     services = app.extensions[EXTENSION] = Services(generator, search, jobs)
     if config["SEED_GALLERY"] and len(search) == 0:

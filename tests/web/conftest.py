@@ -18,7 +18,7 @@ PROMPT = "흰 배경 왼쪽에 있는 큰 빨간 원"
 FINISHED = frozenset({"done", "failed"})
 
 
-class GatedGenerator:
+class GatedImageGenerator:
     """The shared generator behind a gate: while the gate is shut, the job worker waits before it generates, so a
     test decides when a running job may go on (and so which jobs are still queued)."""
 
@@ -41,8 +41,8 @@ def prompt() -> str:
 
 
 @pytest.fixture(scope="session")
-def gated_generator(generator) -> GatedGenerator:
-    return GatedGenerator(generator)
+def gated_generator(generator) -> GatedImageGenerator:
+    return GatedImageGenerator(generator)
 
 
 @pytest.fixture
