@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test stress retrain browser
+.PHONY: run test stress lint retrain browser
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: $(VENV)/.installed browser
 stress: $(VENV)/.installed
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -x -m "not browser" --count $(or $(STRESS),20) --repeat-scope session \
 	  tests/web tests/search
+
+# Ruff with the settings in pyproject.toml (line length 120).
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 retrain: $(VENV)/.installed
 	$(PY) -m miniworld.training all
