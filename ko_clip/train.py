@@ -191,7 +191,7 @@ def main(config: TrainConfig) -> dict:
     # student
     with accelerator.main_process_first():
         encoder = build_student(config, train, teachers, out)
-    model: KoreanTextEncoder = encoder.model
+    model: KoreanTextEncoder = encoder.model.train()  # the encoder holds it in eval mode, for inference
     accelerator.print(f"student: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     schedule = LambdaLR(optimizer, lambda s: lr_factor(s, config.warmup, config.steps))
