@@ -11,7 +11,7 @@ from ko_clip.encoder import KoreanPromptEncoder
 from ko_clip.evaluation import embedding_metrics, recall_at
 from ko_clip.modeling import KoreanTextEncoder
 from ko_clip.teacher import Teacher, TeacherSpec
-from ko_clip.train import lr_factor, main, teacher_outputs
+from ko_clip.train import lr_factor, main, save_student, teacher_outputs
 from miniworld.components import clip_model
 from miniworld.korean import korean_captions
 from miniworld.tokenizer import train_clip_tokenizer
@@ -88,6 +88,12 @@ def test_saving_the_best_model_leaves_the_live_model_training(tiny_setup, tmp_pa
     progress = main(tiny_config(tiny_setup, tmp_path, steps=30, english=0))
     assert len(modes) == 30 and all(modes)
     assert progress["best"] < float("inf") and (tmp_path / "best" / "model.safetensors").exists()
+    encoder = KoreanPromptEncoder.from_pretrained(tmp_path / "best")
+    live = encoder.model.to(torch.bfloat16).train()  # as a module under mixed precision might be
+    save_student(live, encoder.tokenizer, tmp_path / "copy")
+    assert live.training and {p.dtype for p in live.parameters()} == {torch.bfloat16}
+    saved = KoreanTextEncoder.from_pretrained(tmp_path / "copy", dtype=torch.bfloat16).state_dict()
+    assert all(torch.equal(saved[name], tensor) for name, tensor in live.state_dict().items())
 
 
 def test_the_lr_schedule_warms_up_decays_to_zero_and_stays_there():
