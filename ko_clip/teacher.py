@@ -106,7 +106,10 @@ class TeacherCache:
 
     @classmethod
     def build(cls, teacher: Teacher, sentences: list[str], root: Path, batch_size: int = 256) -> "TeacherCache":
-        """Compute (or reuse) the cache for `sentences`; written to a temporary folder, then renamed."""
+        """Compute (or reuse) the cache for `sentences`; written to a temporary folder, then renamed.
+
+        One writer at a time: under several processes the trainer lets the main process build it first.
+        """
         directory = root / cls.key(teacher.spec, sentences)
         if (directory / "sentences.json").exists():
             return cls(directory)

@@ -8,6 +8,7 @@ command trains on a CPU, a GPU, or several GPUs under `accelerate launch -m ko_c
 from __future__ import annotations
 
 import json
+import math
 import random
 import shutil
 from pathlib import Path
@@ -17,9 +18,10 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import set_seed
+from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.data import DataLoader
 from tqdm import tqdm
-from transformers import get_cosine_schedule_with_warmup
+from transformers import PreTrainedTokenizerBase
 
 from ko_clip.config import TrainConfig
 from ko_clip.dataset import Pair, split_pairs
@@ -117,11 +119,23 @@ def build_student(config: TrainConfig, train: list[Pair], teachers: list[Teacher
     return encoder
 
 
+def lr_factor(step: int, warmup: int, steps: int) -> float:
+    """Linear warm-up, then a cosine down to 0 at `steps`, and 0 after it (it never climbs back up)."""
+    if step < warmup:
+        return step / warmup
+    progress = min((step - warmup) / max(1, steps - warmup), 1.0)
+    return 0.5 * (1 + math.cos(math.pi * progress))
+
+
 def replace_directory(directory: Path, write: Callable[[Path], None]) -> None:
     """`write` into a sibling folder, then swap it in: a kill at any moment leaves a complete directory."""
     tmp = directory.with_name(directory.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     write(tmp)
+    swap_in(tmp, directory)
+
+
+def swap_in(tmp: Path, directory: Path) -> None:
     old = directory.with_name(directory.name + ".old")
     if directory.exists():
         directory.rename(old)
@@ -133,17 +147,34 @@ def save_atomically(encoder: KoreanPromptEncoder, directory: Path) -> None:
     replace_directory(directory, encoder.save_pretrained)
 
 
+def save_student(model: KoreanTextEncoder, tokenizer: PreTrainedTokenizerBase, directory: Path) -> None:
+    """Save the live training module from a CPU copy of its weights: it keeps its device, dtype and train mode."""
+    state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+
+    def write(tmp: Path) -> None:
+        model.save_pretrained(tmp, state_dict=state)
+        tokenizer.save_pretrained(tmp)
+
+    replace_directory(directory, write)
+
+
 def main(config: TrainConfig) -> dict:
     on_gpu = torch.cuda.is_available()
-    accelerator = Accelerator(mixed_precision=config.mixed_precision if on_gpu else "no")
+    # the schedule steps once per optimizer step, as with one process (accelerate would step it once per process)
+    accelerator = Accelerator(
+        mixed_precision=config.mixed_precision if on_gpu else "no", step_scheduler_with_optimizer=False
+    )
     if not on_gpu:
         torch.set_num_threads(config.threads)
     set_seed(config.seed)
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    # data
-    train, validation = split_pairs(corpus_sources(config.corpus), config.validation_fraction, config.max_chars)
+    # data. What goes to disk (corpus, teacher caches, the initial student), the main process writes first and
+    # the others then read (`main_process_first`), so every process starts from the same files.
+    with accelerator.main_process_first():
+        sources = corpus_sources(config.corpus)
+    train, validation = split_pairs(sources, config.validation_fraction, config.max_chars)
     if not train or not validation:
         raise ValueError(f"need training and validation pairs, got {len(train)} and {len(validation)}")
     accelerator.print(f"{len(train)} training pairs, {len(validation)} validation pairs")
@@ -151,17 +182,27 @@ def main(config: TrainConfig) -> dict:
     # teachers, frozen; their outputs cached per distinct English sentence
     teachers = [Teacher(spec, accelerator.device) for spec in config.teachers]
     english = sorted({p.en for p in train} | {p.en for p in validation})
-    caches = {t.spec.name: TeacherCache.build(t, english, Path(config.cache_dir)) for t in teachers} if config.cache_teacher else {}
+    caches = {}
+    if config.cache_teacher:
+        with accelerator.main_process_first():
+            caches = {t.spec.name: TeacherCache.build(t, english, Path(config.cache_dir)) for t in teachers}
     teacher = teacher_outputs(teachers, caches)
 
     # student
-    encoder = build_student(config, train, teachers, out)
-    model: KoreanTextEncoder = encoder.model
+    with accelerator.main_process_first():
+        encoder = build_student(config, train, teachers, out)
+    model: KoreanTextEncoder = encoder.model.train()  # the encoder holds it in eval mode, for inference
     accelerator.print(f"student: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    schedule = get_cosine_schedule_with_warmup(optimizer, config.warmup, config.steps)
+    schedule = LambdaLR(optimizer, lambda s: lr_factor(s, config.warmup, config.steps))
     heads = list(model.heads)
-    model, optimizer, schedule = accelerator.prepare(model, optimizer, schedule)
+    # one shuffled pass over `train` per epoch, each process taking its own `batch_size` pairs per step
+    shuffle = torch.Generator()
+    loader = DataLoader(train, config.batch_size, shuffle=True, drop_last=True, collate_fn=list, generator=shuffle)
+    model, optimizer, schedule, loader = accelerator.prepare(model, optimizer, schedule, loader)
+    steps_per_epoch = len(loader)  # per process: len(train) // (batch_size × processes)
+    if not steps_per_epoch:
+        raise ValueError(f"{len(train)} training pairs do not fill a batch of {config.batch_size} on each process")
 
     # resume
     progress = {"step": 0, "best": float("inf"), "history": []}
@@ -177,17 +218,15 @@ def main(config: TrainConfig) -> dict:
     def validate() -> float:
         report = embedding_metrics(accelerator.unwrap_model(model), tokenize, validation, teacher)
         accelerator.print(f"step {step}\n{format_metrics(report)}")
-        progress["history"].append({"step": step, **report})
+        progress["history"].append({"step": step, "lr": lr, "loss": loss.item(), **report})
         return sum(m["token_mse"] + (1 - m.get("pooled_cosine", 1)) for m in report.values())
 
     step = progress["step"]
     bar = tqdm(total=config.steps, initial=step, desc="ko_clip", disable=not accelerator.is_main_process)
     while step < config.steps:
-        epoch, offset = divmod(step, len(train) // config.batch_size)
-        shuffle = torch.Generator().manual_seed(config.seed + epoch)  # the same order again after a resume
-        loader = DataLoader(train, config.batch_size, shuffle=True, drop_last=True, collate_fn=list, generator=shuffle)
-        loader = accelerator.skip_first_batches(accelerator.prepare(loader), offset)
-        for batch in loader:
+        epoch, offset = divmod(step, steps_per_epoch)
+        shuffle.manual_seed(config.seed + epoch)  # the same order again after a resume
+        for batch in accelerator.skip_first_batches(loader, offset):
             rng = random.Random(config.seed * 1_000_003 + step)  # seeded by step, so a resumed run matches
             korean = [add_noise_word(p.ko, rng) if rng.random() < config.noise_words else p.ko for p in batch]
             sentences = [p.en for p in batch]
@@ -198,6 +237,7 @@ def main(config: TrainConfig) -> dict:
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
+            lr = schedule.get_last_lr()[0]  # the rate this step used
             schedule.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
@@ -208,8 +248,7 @@ def main(config: TrainConfig) -> dict:
                 if score < progress["best"]:
                     progress["best"] = score
                     if accelerator.is_main_process:
-                        best = KoreanPromptEncoder(accelerator.unwrap_model(model), encoder.tokenizer)
-                        save_atomically(best, out / "best")
+                        save_student(accelerator.unwrap_model(model), encoder.tokenizer, out / "best")
                 progress["step"] = step
                 _save_state(accelerator, out, progress)
             if step >= config.steps:
@@ -226,10 +265,19 @@ def _to(outputs: tuple[torch.Tensor, torch.Tensor | None], device: torch.device)
 
 
 def _save_state(accelerator: Accelerator, out: Path, progress: dict) -> None:
-    """Model, optimizer, schedule and RNG state, and the progress record, swapped in as one directory."""
+    """Model, optimizer, schedule and RNG state, and the progress record, swapped in as one directory.
 
-    def write(directory: Path) -> None:
-        accelerator.save_state(directory)
-        (directory / "progress.json").write_text(json.dumps(progress, indent=1))
-
-    replace_directory(out / "state", write)
+    Every process saves its own RNG state; accelerate writes the rest from the main process, which alone
+    clears, completes and swaps in the directory. Barriers keep the others from writing into a folder being
+    replaced, and from reading `state/` before it is whole.
+    """
+    tmp = out / "state.tmp"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(tmp)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (tmp / "progress.json").write_text(json.dumps(progress, indent=1))
+        swap_in(tmp, out / "state")
+    accelerator.wait_for_everyone()

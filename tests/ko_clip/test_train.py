@@ -3,11 +3,15 @@ import random
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 
 from ko_clip.config import LossConfig, StudentConfig, TrainConfig, load_config
+from ko_clip.dataset import split_pairs
 from ko_clip.encoder import KoreanPromptEncoder
-from ko_clip.teacher import TeacherSpec
-from ko_clip.train import main
+from ko_clip.evaluation import embedding_metrics, recall_at
+from ko_clip.modeling import KoreanTextEncoder
+from ko_clip.teacher import Teacher, TeacherSpec
+from ko_clip.train import lr_factor, main, save_student, teacher_outputs
 from miniworld.components import clip_model
 from miniworld.korean import korean_captions
 from miniworld.tokenizer import train_clip_tokenizer
@@ -70,9 +74,69 @@ def test_resume_continues_from_the_saved_step(tiny_setup, tmp_path, capsys):
     assert [h["step"] for h in progress["history"]] == [10, 20, 30]
 
 
-def test_empty_prompt_embedding_is_the_teachers(tiny_setup, tmp_path):
-    from ko_clip.teacher import Teacher
+def test_saving_the_best_model_leaves_the_live_model_training(tiny_setup, tmp_path, monkeypatch):
+    """Every training forward, before and after each best-model save, runs in train mode (dropout on)."""
+    modes = []
+    forward = KoreanTextEncoder.forward
 
+    def recording(self, *args, **kwargs):
+        if torch.is_grad_enabled():
+            modes.append(self.training)
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(KoreanTextEncoder, "forward", recording)
+    progress = main(tiny_config(tiny_setup, tmp_path, steps=30, english=0))
+    assert len(modes) == 30 and all(modes)
+    assert progress["best"] < float("inf") and (tmp_path / "best" / "model.safetensors").exists()
+    encoder = KoreanPromptEncoder.from_pretrained(tmp_path / "best")
+    live = encoder.model.to(torch.bfloat16).train()  # as a module under mixed precision might be
+    save_student(live, encoder.tokenizer, tmp_path / "copy")
+    assert live.training and {p.dtype for p in live.parameters()} == {torch.bfloat16}
+    saved = KoreanTextEncoder.from_pretrained(tmp_path / "copy", dtype=torch.bfloat16).state_dict()
+    assert all(torch.equal(saved[name], tensor) for name, tensor in live.state_dict().items())
+
+
+def test_the_lr_schedule_warms_up_decays_to_zero_and_stays_there():
+    assert [lr_factor(step, 4, 20) for step in (0, 2, 4)] == [0, 0.5, 1]
+    assert lr_factor(12, 4, 20) == pytest.approx(0.5)
+    assert [lr_factor(step, 4, 20) for step in (20, 30, 36, 50)] == [0, 0, 0, 0]
+
+
+def test_recall_in_chunks_equals_the_whole_similarity_matrix():
+    generator = torch.Generator().manual_seed(0)
+    student, english = torch.randn(50, 16, generator=generator), torch.randn(20, 16, generator=generator)
+    truth = torch.randint(0, 20, (50,), generator=generator)
+    similarity = F.normalize(student, dim=-1) @ F.normalize(english, dim=-1).T
+    rank = (similarity.argsort(1, descending=True) == truth[:, None]).int().argmax(1)
+    expected = {f"recall@{k}": float((rank < k).float().mean()) for k in (1, 5)}
+    assert 0 < expected["recall@1"] < expected["recall@5"] < 1
+    assert recall_at(student, english, truth, chunk=7) == recall_at(student, english, truth, chunk=50) == expected
+
+
+def test_validation_metrics_in_batches_equal_the_whole_split_at_once(tiny_setup, tmp_path):
+    config = tiny_config(tiny_setup, tmp_path, steps=10)
+    main(config)
+    encoder = KoreanPromptEncoder.from_pretrained(tmp_path / "best")
+    validation = split_pairs(config.corpus, config.validation_fraction)[1]
+    teacher = teacher_outputs([Teacher(spec) for spec in config.teachers], {})
+    sizes = []
+
+    def counting(name, sentences):
+        sizes.append(len(sentences))
+        return teacher(name, sentences)
+
+    batched = embedding_metrics(encoder.model, encoder.tokenize, validation, counting, batch_size=7)
+    assert len(validation) > 20 and max(sizes) == 7, "the teacher never sees more than one batch"
+    whole = embedding_metrics(encoder.model, encoder.tokenize, validation, teacher, batch_size=len(validation))
+    assert batched.keys() == whole.keys() == {"base", "refiner"}
+    for name, metrics in whole.items():
+        assert batched[name] == pytest.approx(metrics, rel=1e-5)
+        assert {k: batched[name][k] for k in metrics if k.startswith("recall")} == {
+            k: v for k, v in metrics.items() if k.startswith("recall")
+        }
+
+
+def test_empty_prompt_embedding_is_the_teachers(tiny_setup, tmp_path):
     config = tiny_config(tiny_setup, tmp_path, steps=10)
     main(config)
     encoder = KoreanPromptEncoder.from_pretrained(tmp_path / "best")
