@@ -1,11 +1,11 @@
-"""`python -m ko_clip train` as tests/test_ko_clip_distributed.py runs it under torchrun, with two additions.
+"""`python -m ko_clip train` as tests/ko_clip/test_distributed.py runs it under torchrun, with two additions.
 
 Each process logs every rename it makes to LOG_DIR/renames-RANK.txt: renaming a finished temporary folder or
 file into place is how a corpus file, a teacher cache, `init`, `best` and `state` are published. With
 SNAPSHOT_STEP, the main process copies the output directory to LOG_DIR/snapshot right after the checkpoint at
 that step: the files a run stopped there would leave, to resume from.
 
-    torchrun --standalone --nproc_per_node 2 tests/ko_clip_torchrun.py CONFIG.yaml LOG_DIR [SNAPSHOT_STEP]
+    torchrun --standalone --nproc_per_node 2 tests/ko_clip/torchrun_entry.py CONFIG.yaml LOG_DIR [SNAPSHOT_STEP]
 """
 
 from __future__ import annotations

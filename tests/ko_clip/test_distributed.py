@@ -21,7 +21,7 @@ from test_ko_clip_train import tiny_config, tiny_setup  # noqa: F401 (tiny_setup
 
 from ko_clip.train import lr_factor, main
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STEPS, EVAL_EVERY, SNAPSHOT = 30, 5, 20
 
 
@@ -31,7 +31,7 @@ def torchrun(config, log_dir: Path, snapshot: int | None = None) -> dict:
     path = log_dir / "config.yaml"
     path.write_text(yaml.safe_dump(dataclasses.asdict(config), allow_unicode=True), encoding="utf-8")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    command += [str(ROOT / "tests" / "ko_clip_torchrun.py"), str(path), str(log_dir)]
+    command += [str(Path(__file__).with_name("torchrun_entry.py")), str(path), str(log_dir)]
     command += [] if snapshot is None else [str(snapshot)]
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     # a hang (the old step bookkeeping skipped every batch after the first epoch) fails here instead of blocking
