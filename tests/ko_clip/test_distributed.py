@@ -17,7 +17,6 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
-from test_ko_clip_train import tiny_config, tiny_setup  # noqa: F401 (tiny_setup is a fixture)
 
 from ko_clip.train import lr_factor, main
 
@@ -41,7 +40,7 @@ def torchrun(config, log_dir: Path, snapshot: int | None = None) -> dict:
 
 
 @pytest.fixture(scope="module")
-def runs(tiny_setup, tmp_path_factory):  # noqa: F811
+def runs(tiny_setup, tiny_config, tmp_path_factory):
     root = tmp_path_factory.mktemp("distributed")
     straight = tiny_config(tiny_setup, root / "straight", steps=STEPS)
     straight.eval_every = EVAL_EVERY
