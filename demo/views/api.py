@@ -60,7 +60,7 @@ def img2img():
 def jobs():
     """This session's jobs, newest first."""
     s = services()
-    return jsonify([job_json(job, s.jobs.position(job)) for job in s.jobs.jobs_of(owner())])
+    return jsonify([job_json(job, s.jobs.position(job)) for job in s.jobs.jobs(owner())])
 
 
 def _own_job(action, job_id: str) -> Job:
