@@ -45,6 +45,8 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_COOKIE_HTTPONLY": True,
     "PERMANENT_SESSION_LIFETIME": timedelta(days=7),
     "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+    "API_KEYS": None,  # /sdapi/v1 and /v1 clients: a list (or "k1,k2"); None: told apart by source address
+    "CLIENT_API_TIMEOUT": 600,  # seconds a blocking /sdapi/v1 or /v1 generation waits before answering 504
 }
 
 csrf = CSRFProtect()
@@ -83,9 +85,9 @@ def create_app(test_config: dict[str, Any] | None = None, generator: Generator |
     if app.config["SEED_GALLERY"] and len(search) == 0:
         _seed_in_background(search, generator, app.config["SEED_GALLERY"], app.config["SEED_GALLERY_STEPS"])
 
-    from demo.views import api, errors, gallery, generate, search as search_views
+    from demo.views import api, errors, gallery, generate, openai_images, sdapi, search as search_views
 
-    for blueprint in (generate.bp, search_views.bp, gallery.bp, api.bp):
+    for blueprint in (generate.bp, search_views.bp, gallery.bp, api.bp, sdapi.bp, openai_images.bp):
         app.register_blueprint(blueprint)
     csrf.exempt(api.bp)  # JSON and multipart API: same-site cookies, unguessable ids; no forms to forge
     errors.register(app)
