@@ -2,21 +2,70 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
+from PIL import Image
 
-from demo.app import create_app
-from demo.vector_search import SearchService
+from demo.search.service import SearchService
+from demo.web import create_app
+from demo.web.extensions import get_services
 
 PROMPT = "흰 배경 왼쪽에 있는 큰 빨간 원"
+FINISHED = frozenset({"done", "failed"})
+
+
+class GatedGenerator:
+    """The shared generator behind a gate: while the gate is shut, the job worker waits before it generates, so a
+    test decides when a running job may go on (and so which jobs are still queued)."""
+
+    def __init__(self, generator) -> None:
+        self._generator = generator
+        self.open = threading.Event()
+        self.open.set()
+
+    def __getattr__(self, name: str):
+        return getattr(self._generator, name)
+
+    def __call__(self, request, progress=None, cancel=None):
+        self.open.wait()
+        return self._generator(request, progress, cancel)
+
+
+@pytest.fixture(scope="session")
+def prompt() -> str:
+    return PROMPT
+
+
+@pytest.fixture(scope="session")
+def gated_generator(generator) -> GatedGenerator:
+    return GatedGenerator(generator)
+
+
+@pytest.fixture
+def held(gated_generator):
+    """`with held():` the worker takes the next job (it shows as running) and waits there until the block ends."""
+
+    @contextmanager
+    def hold():
+        gated_generator.open.clear()
+        try:
+            yield
+        finally:
+            gated_generator.open.set()
+
+    yield hold
+    gated_generator.open.set()
 
 
 @pytest.fixture(scope="session")
@@ -27,23 +76,32 @@ def embedder(tmp_path_factory):
     service.close()
 
 
+@pytest.fixture(scope="session")
+def serve(gated_generator, embedder):
+    """`serve(data_dir, **config)`: an app on the shared models with its own data folder and job queue; whoever
+    asks for it closes its services (`get_services(app)`)."""
+
+    def make(data_dir, **config):
+        settings = {"DATA_DIR": str(data_dir), "SEED_GALLERY": 0} | config
+        search = SearchService.open(settings["DATA_DIR"], embedder=embedder)
+        return create_app(settings, generator=gated_generator, search=search)
+
+    return make
+
+
 @pytest.fixture
-def make_app(tmp_path, generator, embedder):
-    """`make_app(**config)`: an app on the shared models, with its own data folder and job queue."""
+def make_app(tmp_path, serve):
+    """`make_app(**config)`: a test app (CSRF off) with its own data folder, closed after the test."""
     apps = []
 
     def make(**config):
-        settings = {"TESTING": True, "DATA_DIR": str(tmp_path / f"data-{len(apps)}"), "SEED_GALLERY": 0, "WTF_CSRF_ENABLED": False}
-        settings |= config
-        search = SearchService.open(settings["DATA_DIR"], embedder=embedder)
-        app = create_app(settings, generator=generator, search=search)
-        apps.append(app)
-        return app
+        apps.append(serve(tmp_path / f"data-{len(apps)}", **({"TESTING": True, "WTF_CSRF_ENABLED": False} | config)))
+        return apps[-1]
 
     yield make
     for app in apps:
-        app.extensions["demo"].jobs.close()
-        app.extensions["demo"].search.close()
+        get_services(app).jobs.close()
+        get_services(app).search.close()
 
 
 @pytest.fixture
@@ -56,15 +114,33 @@ def client(app):
     return app.test_client()
 
 
-def wait_for(client, job_id: str, timeout: float = 60) -> dict:
-    """Poll the API as a browser would until the job has finished."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/api/jobs/{job_id}").get_json()
-        if job["status"] in ("done", "failed"):
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not finish in {timeout} s")
+@pytest.fixture(scope="session")
+def wait_for():
+    """`wait_for(client, job_id, until=FINISHED)`: poll the API as a browser would until the job's status is in
+    `until`; the timeout only turns a hang into a failure."""
+
+    def wait(client, job_id: str, until=FINISHED, timeout: float = 300) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = client.get(f"/api/jobs/{job_id}").get_json()
+            if job["status"] in until:
+                return job
+            time.sleep(0.02)
+        raise AssertionError(f"job {job_id} never reached {sorted(until)} in {timeout} s")
+
+    return wait
+
+
+@pytest.fixture(scope="session")
+def png():
+    """`png(mode="RGB", size=64, colour=(255, 0, 0))`: the bytes of a one-colour PNG."""
+
+    def make(mode: str = "RGB", size: int = 64, colour=(255, 0, 0)) -> bytes:
+        buffer = io.BytesIO()
+        Image.new(mode, (size, size), colour if mode == "RGB" else 0).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    return make
 
 
 SERVING = re.compile(r"Serving on http://127\.0\.0\.1:(\d+)")
@@ -72,8 +148,9 @@ API_KEYS = ("first-client-key", "second-client-key")
 
 
 def served_demo(data_dir: Path, **settings: str) -> Iterator[str]:
-    """`python -m demo` on a free loopback port (port 0: waitress logs the one it got); yields its URL once it answers."""
-    env = os.environ | {"KOIMG_SEED_GALLERY": "0", "HF_HUB_OFFLINE": "1"} | {f"KOIMG_{k}": v for k, v in settings.items()}
+    """`python -m demo` on a free loopback port (port 0: waitress logs the one it got); yields its URL once ready."""
+    env = os.environ | {"KOIMG_SEED_GALLERY": "0", "HF_HUB_OFFLINE": "1"}
+    env |= {f"KOIMG_{key}": value for key, value in settings.items()}
     log = data_dir / "server.log"
     with log.open("wb") as out:
         command = [sys.executable, "-m", "demo", "--port", "0", "--data-dir", str(data_dir)]
@@ -97,6 +174,12 @@ def _ready(server: subprocess.Popen, log: Path) -> str:
                 pass
         time.sleep(0.05)  # the poll interval: readiness is the log line and an answer, never a fixed delay
     raise AssertionError(f"python -m demo did not start:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def api_keys() -> tuple[str, str]:
+    """The two keys `keyed_demo_server` accepts: two clients."""
+    return API_KEYS
 
 
 @pytest.fixture(scope="session")

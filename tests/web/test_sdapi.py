@@ -16,7 +16,6 @@ from PIL import Image
 from requests.adapters import HTTPAdapter
 
 from demo.images import read_parameters
-from tests.web.conftest import API_KEYS, PROMPT
 
 OTHER_PROMPT = "검은 배경 가운데 노란 세모"
 
@@ -39,22 +38,22 @@ def client(url: str, key: str | None = None, address: str | None = None) -> webu
     return api
 
 
-def test_txt2img_korean_prompt_comes_back_in_the_png(demo_server):
-    result = client(demo_server).txt2img(prompt=PROMPT, negative_prompt="흐릿한", seed=7, steps=3, width=64,
+def test_txt2img_korean_prompt_comes_back_in_the_png(demo_server, prompt):
+    result = client(demo_server).txt2img(prompt=prompt, negative_prompt="흐릿한", seed=7, steps=3, width=64,
                                          height=64, batch_size=2, cfg_scale=5)
     assert len(result.images) == 2 and result.info["all_seeds"] == [7, 8]
-    for image, seed in zip(result.images, (7, 8)):
+    for image, seed in zip(result.images, (7, 8), strict=True):
         parameters = read_parameters(image)
-        assert image.size == (64, 64) and parameters["prompt"] == PROMPT and parameters["seed"] == seed
+        assert image.size == (64, 64) and parameters["prompt"] == prompt and parameters["seed"] == seed
         assert parameters["negative_prompt"] == "흐릿한" and parameters["steps"] == 3
-    assert result.info["infotexts"][0].startswith(f"{PROMPT}\nNegative prompt: 흐릿한\nSteps: 3, Sampler: DPM++ 2M")
+    assert result.info["infotexts"][0].startswith(f"{prompt}\nNegative prompt: 흐릿한\nSteps: 3, Sampler: DPM++ 2M")
     # webuiapi asks for its default sampler, "Euler a", and 512x512: both named in info, never silently dropped
     assert "sampler 'Euler a' is not available: DPM++ 2M ran" in result.info["notes"]
-    assert result.parameters["prompt"] == PROMPT
+    assert result.parameters["prompt"] == prompt
 
 
-def test_txt2img_names_the_size_and_fields_it_cannot_honour(demo_server):
-    result = client(demo_server).txt2img(prompt=PROMPT, seed=1, steps=2, width=512, height=768, enable_hr=True,
+def test_txt2img_names_the_size_and_fields_it_cannot_honour(demo_server, prompt):
+    result = client(demo_server).txt2img(prompt=prompt, seed=1, steps=2, width=512, height=768, enable_hr=True,
                                          sampler_name="DPM++ 2M", override_settings={"CLIP_stop_at_last_layers": 2})
     assert result.image.size == (64, 64)
     assert result.info["notes"] == [
@@ -64,9 +63,9 @@ def test_txt2img_names_the_size_and_fields_it_cannot_honour(demo_server):
     ]
 
 
-def test_img2img_round_trips_with_and_without_a_data_prefix(demo_server):
+def test_img2img_round_trips_with_and_without_a_data_prefix(demo_server, prompt):
     api = client(demo_server)
-    start = api.txt2img(prompt=PROMPT, seed=3, steps=3, width=64, height=64).image
+    start = api.txt2img(prompt=prompt, seed=3, steps=3, width=64, height=64).image
     result = api.img2img(images=[start], prompt=OTHER_PROMPT, seed=4, steps=4, denoising_strength=0.5, width=64,
                          height=64)
     parameters = read_parameters(result.image)
@@ -77,25 +76,45 @@ def test_img2img_round_trips_with_and_without_a_data_prefix(demo_server):
     assert raw.image.tobytes() == result.image.tobytes()  # same image, seed and strength: the same result
 
 
-@pytest.mark.parametrize(
-    ("call", "reason"),
-    [
-        (lambda api: api.txt2img(prompt="", steps=2), "the prompt is empty"),
-        (lambda api: api.txt2img(prompt=PROMPT, steps=1000), "steps must be between 1 and 100"),
-        (lambda api: api.txt2img(prompt=PROMPT, steps=2, batch_size=3, n_iter=2), "batch_size × n_iter must be"),
-        (lambda api: api.txt2img(prompt=PROMPT, steps=2, cfg_scale=99), "guidance must be between"),
-        (lambda api: api.custom_post("img2img", {"prompt": PROMPT, "init_images": ["bm90IGFuIGltYWdl"]}, baseurl=True),
-         "init_images[0]: the file is not a readable image"),
-        (lambda api: api.custom_post("txt2img", {"prompt": PROMPT, "steps": "many"}, baseurl=True),
-         "steps must be a whole number"),
-    ],
-)
-def test_bad_input_raises_webuiapis_usual_error(demo_server, call, reason):
-    with pytest.raises(RuntimeError) as raised:
-        call(client(demo_server))
+def _unprocessable(raised: pytest.ExceptionInfo) -> str:
+    """webuiapi raises RuntimeError(status, body) for any answer but 200: the status and A1111's error detail."""
     status, body = raised.value.args
     error = json.loads(body)
-    assert status == 422 and reason in error["detail"] and error["error"] == "Unprocessable Entity"
+    assert status == 422 and error["error"] == "Unprocessable Entity" and error["errors"] == error["detail"]
+    return error["detail"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"prompt": ""}, "the prompt is empty"),
+        ({"steps": 1000}, "steps must be between 1 and 100"),
+        ({"batch_size": 3, "n_iter": 2}, "batch_size × n_iter must be between 1 and 4"),
+        ({"cfg_scale": 99}, "guidance must be between"),
+        ({"seed": -2}, "seed must be between"),
+    ],
+)
+def test_bad_input_raises_webuiapis_usual_error(demo_server, prompt, fields, reason):
+    with pytest.raises(RuntimeError) as raised:
+        client(demo_server).txt2img(**{"prompt": prompt, "steps": 2} | fields)
+    assert reason in _unprocessable(raised)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "fields", "reason"),
+    [
+        ("img2img", {"init_images": ["bm90IGFuIGltYWdl"]}, "init_images[0]: the file is not a readable image"),
+        ("img2img", {"init_images": []}, "init_images must be a list holding a base64 image"),
+        ("img2img", {"init_images": ["data:image/png;base64,AAA"]}, "init_images[0]: not valid base64"),
+        ("img2img", {"init_images": ["AAAA"], "resize_mode": 7}, "resize_mode must be 0, 1, 2 or 3"),
+        ("txt2img", {"steps": "many"}, "steps must be a whole number"),
+        ("txt2img", {"refiner_checkpoint": "sdxl", "refiner_switch_at": 1}, "refiner_switch_at must be"),
+    ],
+)
+def test_bad_bodies_raise_webuiapis_usual_error(demo_server, prompt, endpoint, fields, reason):
+    with pytest.raises(RuntimeError) as raised:
+        client(demo_server).custom_post(endpoint, {"prompt": prompt} | fields, baseurl=True)
+    assert reason in _unprocessable(raised)
 
 
 def test_model_lists_and_options_answer_like_a1111(demo_server):
@@ -111,12 +130,12 @@ def test_model_lists_and_options_answer_like_a1111(demo_server):
     assert api.get_progress()["state"]["job_count"] == 0 and api.get_progress()["progress"] == 0
 
 
-def _start(api: webuiapi.WebUIApi, steps: int):
+def _start(api: webuiapi.WebUIApi, prompt: str, steps: int):
     """A long txt2img in a thread; returns once its job runs (this client's progress says so)."""
     outcome = {}
 
     def run() -> None:
-        outcome["result"] = api.txt2img(prompt=PROMPT, seed=2, steps=steps)
+        outcome["result"] = api.txt2img(prompt=prompt, seed=2, steps=steps)
 
     thread = threading.Thread(target=run)
     thread.start()
@@ -127,11 +146,11 @@ def _start(api: webuiapi.WebUIApi, steps: int):
 
 
 @pytest.mark.parametrize("server", ["demo_server", "keyed_demo_server"])
-def test_interrupt_from_another_client_leaves_the_job_running(request, server):
+def test_interrupt_from_another_client_leaves_the_job_running(request, server, prompt, api_keys):
     url = request.getfixturevalue(server)
-    first = client(url, key=API_KEYS[0] if server == "keyed_demo_server" else None)
-    other = client(url, key=API_KEYS[1]) if server == "keyed_demo_server" else client(url, address="127.0.0.2")
-    thread, outcome = _start(first, steps=100)
+    first = client(url, key=api_keys[0] if server == "keyed_demo_server" else None)
+    other = client(url, key=api_keys[1]) if server == "keyed_demo_server" else client(url, address="127.0.0.2")
+    thread, outcome = _start(first, prompt, steps=100)
     assert other.get_progress()["state"]["job_count"] == 0  # the other client sees nothing of it
     assert other.interrupt() == {}
     assert first.get_progress()["state"]["job_count"] == 1  # still running
@@ -141,9 +160,9 @@ def test_interrupt_from_another_client_leaves_the_job_running(request, server):
     assert first.get_progress()["state"]["interrupted"] is False
 
 
-def test_interrupt_stops_the_clients_own_job(demo_server):
+def test_interrupt_stops_the_clients_own_job(demo_server, prompt):
     api = client(demo_server)
-    thread, outcome = _start(api, steps=100)
+    thread, outcome = _start(api, prompt, steps=100)
     assert api.interrupt() == {}
     thread.join(timeout=120)
     result = outcome["result"]
@@ -151,16 +170,16 @@ def test_interrupt_stops_the_clients_own_job(demo_server):
     assert api.get_progress()["state"]["interrupted"] is True and api.get_progress()["state"]["job_count"] == 0
 
 
-def test_keys_are_required_when_set(keyed_demo_server):
+def test_keys_are_required_when_set(keyed_demo_server, prompt, api_keys):
     with pytest.raises(RuntimeError) as raised:
-        client(keyed_demo_server).txt2img(prompt=PROMPT, steps=2)
+        client(keyed_demo_server).txt2img(prompt=prompt, steps=2)
     assert raised.value.args[0] == 401
     with pytest.raises(RuntimeError) as raised:
-        client(keyed_demo_server, key="not-a-key").txt2img(prompt=PROMPT, steps=2)
+        client(keyed_demo_server, key="not-a-key").txt2img(prompt=prompt, steps=2)
     assert raised.value.args[0] == 401
-    result = client(keyed_demo_server, key=API_KEYS[1]).txt2img(prompt=PROMPT, seed=1, steps=2)
-    assert read_parameters(result.image)["prompt"] == PROMPT
-    bearer = requests.get(f"{keyed_demo_server}/sdapi/v1/options", headers={"Authorization": f"Bearer {API_KEYS[0]}"})
+    result = client(keyed_demo_server, key=api_keys[1]).txt2img(prompt=prompt, seed=1, steps=2)
+    assert read_parameters(result.image)["prompt"] == prompt
+    bearer = requests.get(f"{keyed_demo_server}/sdapi/v1/options", headers={"Authorization": f"Bearer {api_keys[0]}"})
     assert bearer.status_code == 200
 
 
@@ -169,21 +188,22 @@ def _basic(auth: str) -> str:
     return "Basic " + base64.b64encode(auth.encode()).decode()
 
 
-@pytest.mark.parametrize(("server", "auth"), [("demo_server", ""), ("keyed_demo_server", f"openwebui:{API_KEYS[0]}")])
-def test_open_webui_request_sequence(request, server, auth):
-    """What Open WebUI sends when its admin saves the A1111 settings, lists models, and a user generates."""
+@pytest.mark.parametrize("server", ["demo_server", "keyed_demo_server"])
+def test_open_webui_request_sequence(request, server, prompt, api_keys):
+    """What Open WebUI sends when its admin saves the A1111 settings, lists models, and a user generates; its "API
+    auth" setting is empty by default, and `user:KEY` for a server with keys."""
     url = request.getfixturevalue(server)
-    headers = {"authorization": _basic(auth)}
+    headers = {"authorization": _basic(f"openwebui:{api_keys[0]}" if server == "keyed_demo_server" else "")}
     assert requests.get(f"{url}/sdapi/v1/options", headers=headers).status_code == 200  # "verify URL"
     listed = requests.get(f"{url}/sdapi/v1/sd-models", headers=headers).json()
     models = [{"id": m["title"], "name": m["model_name"]} for m in listed]
     options = requests.get(f"{url}/sdapi/v1/options", headers=headers).json()  # the current model
     assert options["sd_model_checkpoint"] == models[0]["id"]
     for model in ("", models[0]["id"]):  # set_image_model: before a model is picked, and with the picked one
-        posted = requests.post(f"{url}/sdapi/v1/options", json=options | {"sd_model_checkpoint": model}, headers=headers)
-        posted.raise_for_status()
+        chosen = options | {"sd_model_checkpoint": model}
+        requests.post(f"{url}/sdapi/v1/options", json=chosen, headers=headers).raise_for_status()
     options = requests.get(f"{url}/sdapi/v1/options", headers=headers).json()  # before every generation
-    data = {"prompt": PROMPT, "batch_size": 1, "width": 512, "height": 512, "steps": 3, "negative_prompt": ""}
+    data = {"prompt": prompt, "batch_size": 1, "width": 512, "height": 512, "steps": 3, "negative_prompt": ""}
     res = requests.post(f"{url}/sdapi/v1/txt2img", json=data, headers=headers).json()
     (image,) = res["images"]
-    assert read_parameters(Image.open(io.BytesIO(base64.b64decode(image))))["prompt"] == PROMPT
+    assert read_parameters(Image.open(io.BytesIO(base64.b64decode(image))))["prompt"] == prompt

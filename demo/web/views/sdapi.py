@@ -20,13 +20,13 @@ from flask import abort, current_app, g, jsonify, request
 from PIL import Image
 from werkzeug.exceptions import HTTPException
 
-from demo.app import services
-from demo.images import ImageError, open_upload
-from demo.jobs import CANCELLED, Job
-from demo.pipeline import GenerationError, Request
-from demo.views.clients import client_blueprint, gallery_records, generate, square_size, stored_png
-from demo.views.errors import reason
-from demo.views.forms import FormError, number, text_field
+from demo.generation.images import ImageError, open_upload
+from demo.generation.request import GenerationError, Request
+from demo.web.extensions import get_services
+from demo.web.jobs import CANCELLED, Job
+from demo.web.views.clients import client_blueprint, gallery_records, generate, square_size, stored_png
+from demo.web.views.errors import reason
+from demo.web.views.forms import FormError, number, text_field
 
 
 def _error(error: HTTPException):
@@ -86,7 +86,7 @@ class Checkpoint:
 
 
 def checkpoint() -> Checkpoint:
-    config = services().generator.config
+    config = get_services().generator.config
     digest = hashlib.sha256(json.dumps(dataclasses.asdict(config), sort_keys=True).encode()).hexdigest()
     source = str(current_app.config["GENERATOR_CONFIG"])
     return Checkpoint(f"{config.name} [{digest[:10]}]", config.name, digest, config.base, source)
@@ -94,7 +94,7 @@ def checkpoint() -> Checkpoint:
 
 def sampler() -> tuple[str, str, str]:
     """(A1111 sampler name, diffusers class, schedule type) of the base pipeline's scheduler: what actually runs."""
-    scheduler = services().generator.base.scheduler
+    scheduler = get_services().generator.base.scheduler
     cls = type(scheduler).__name__
     name = SAMPLERS.get(cls, cls)
     if cls == "DPMSolverMultistepScheduler" and scheduler.config.get("algorithm_type") == "sde-dpmsolver++":
@@ -128,7 +128,7 @@ def _picked(wanted: Any, *available: str) -> bool:
 
 def _generation(fields: dict, img2img: bool) -> tuple[Request, list[str]]:
     """Our request for an A1111 txt2img/img2img body, and a note for each field it cannot honour."""
-    generator = services().generator
+    generator = get_services().generator
     config = generator.config
     notes = [
         f"{name}={fields[name]!r} is not supported here and was ignored"
@@ -151,17 +151,18 @@ def _generation(fields: dict, img2img: bool) -> tuple[Request, list[str]]:
         if fields["refiner_checkpoint"] != config.refiner:
             notes.append(f"refiner_checkpoint {fields['refiner_checkpoint']!r}: this server's refiner ran")
     name, cls, schedule = sampler()
-    if not _picked(fields.get("sampler_name") or fields.get("sampler_index"), name, cls):
-        notes.append(f"sampler {fields.get('sampler_name') or fields.get('sampler_index')!r} is not available: {name} ran")
+    wanted = fields.get("sampler_name") or fields.get("sampler_index")
+    if not _picked(wanted, name, cls):
+        notes.append(f"sampler {wanted!r} is not available: {name} ran")
     if not _picked(fields.get("scheduler"), schedule, "automatic"):
         notes.append(f"scheduler {fields['scheduler']!r} is not available: {schedule} ran")
     notes += _override_notes(fields.get("override_settings"))
     init_image = strength = None
     if img2img:
-        init_image, strength = _init_image(fields), number(fields, "denoising_strength", float)
         mode = number(fields, "resize_mode") or 0
         if mode not in RESIZE_MODES:
             raise FormError("resize_mode must be 0, 1, 2 or 3")
+        init_image, strength = _init_image(fields), number(fields, "denoising_strength", float)
         if mode in (0, 3):
             init_image = init_image.resize((size, size), Image.Resampling.LANCZOS)
         if mode in (2, 3):
@@ -216,7 +217,8 @@ def _infotext(generation: Request, seed: int, img2img: bool) -> str:
     if img2img:
         parameters["Denoising strength"] = generation.strength
     if generation.refiner:
-        parameters |= {"Refiner": services().generator.config.refiner, "Refiner switch at": 1 - generation.refiner_strength}
+        refiner = get_services().generator.config.refiner
+        parameters |= {"Refiner": refiner, "Refiner switch at": 1 - generation.refiner_strength}
     negative = [f"Negative prompt: {generation.negative_prompt}"] if generation.negative_prompt else []
     return "\n".join([generation.prompt, *negative, ", ".join(f"{k}: {v}" for k, v in parameters.items())])
 
@@ -257,7 +259,7 @@ def _run(img2img: bool):
         "index_of_first_image": 0,
         "infotexts": [_infotext(generation, seed, img2img) for seed in seeds],
         "interrupted": interrupted,
-        "notes": notes + (job.output.notes if job.output else []) + (["interrupted by this client"] if interrupted else []),
+        "notes": notes + (job.output.notes if job.output else []) + (["interrupted by this client"] * interrupted),
     }
     send = fields.get("send_images", True) is not False
     parameters = (fields | {"init_images": None, "mask": None}) if img2img else fields
@@ -284,7 +286,7 @@ def _unfinished(jobs: list[Job]) -> list[Job]:
 @bp.get("/progress")
 def progress():
     """This client's generation: the running job's step, and how many of its jobs are running or waiting."""
-    s = services()
+    s = get_services()
     mine = s.jobs.jobs(g.client)
     waiting = _unfinished(mine)
     running = next((job for job in waiting if job.status == "running"), None)
@@ -312,7 +314,7 @@ def progress():
 @bp.post("/interrupt")
 def interrupt():
     """Stop this client's running and waiting jobs (a running one at its next step); nobody else's."""
-    s = services()
+    s = get_services()
     for job in _unfinished(s.jobs.jobs(g.client)):
         s.jobs.cancel(job.id, g.client)
     return jsonify({})

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import demo.gallery
-from demo.gallery import GalleryError, GalleryStore, NewRecord
-from demo.images import read_parameters
+import demo.search.store
+from demo.generation.images import read_parameters
+from demo.search.store import GalleryError, GalleryStore, NewRecord
 from miniworld.world import Scene, render
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SCENE = Scene("red", "circle", "large", "left", "white")
 
 
@@ -64,7 +64,7 @@ def test_a_record_whose_image_could_not_be_written_is_not_kept(tmp_path, monkeyp
     def disk_full(image, path, parameters):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(demo.gallery, "write_png", disk_full)
+    monkeypatch.setattr(demo.search.store, "write_png", disk_full)
     with pytest.raises(OSError, match="No space"):
         store.add(render(SCENE, 1), "lost", vector(1))
     assert store.count() == 1 and [r.prompt for r in store.history()] == ["kept"]
@@ -87,7 +87,7 @@ def test_killing_the_writer_never_leaves_a_record_without_its_image(tmp_path):
     writer = textwrap.dedent(
         f"""
         import numpy as np
-        from demo.gallery import GalleryStore
+        from demo.search.store import GalleryStore
         from miniworld.world import Scene, render
         store = GalleryStore({str(tmp_path)!r})
         image = render(Scene("red", "circle", "large", "left", "white"), 0)

@@ -17,7 +17,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from demo.pipeline import Cancelled, GenerationError, Request
+from demo.generation.request import Cancelled, GenerationError, Request
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class JobNotFound(KeyError):
 
 @dataclass
 class JobOutput:
-    """What a finished job produced: image URLs and the gallery records behind them."""
+    """What a finished job produced: its gallery images (names, served by `demo.web.views.gallery`) and records."""
 
     images: list[str]
     record_ids: list[int]
@@ -184,22 +184,3 @@ class JobQueue:
         finished = [job for job in self._jobs.values() if job.finished_or_failed]
         for job in finished[: max(0, len(finished) - self.keep_finished)]:
             del self._jobs[job.id]
-
-
-def job_json(job: Job, position: int) -> dict:
-    """The job as the API answers it."""
-    output = job.output
-    return {
-        "id": job.id,
-        "kind": job.kind,
-        "status": job.status,
-        "step": job.step,
-        "total_steps": job.total_steps,
-        "queue_position": position,
-        "images": output.images if output else [],
-        "seeds": output.seeds if output else [],
-        "notes": output.notes if output else [],
-        "error": job.error,
-        "cancelled": job.error == CANCELLED,
-        "prompt": job.request.prompt,
-    }

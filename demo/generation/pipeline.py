@@ -1,6 +1,6 @@
 """The generation pipeline: Korean prompt → ko_clip embeddings → base (SD2 layout) → SDXL img2img refiner.
 
-`Generator` only orchestrates diffusers components: the base `StableDiffusionPipeline`, an img2img pipeline
+`ImageGenerator` only orchestrates diffusers components: the base `StableDiffusionPipeline`, an img2img pipeline
 built from the same components (`from_pipe`: no second copy of the weights), the refiner
 `StableDiffusionXLImg2ImgPipeline`, and the Korean encoder, whose embeddings replace the English text
 encoders through `prompt_embeds`. One lock per generator: concurrent callers wait their turn.
@@ -12,52 +12,16 @@ import importlib.util
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field, replace
-from typing import Callable
+from dataclasses import replace
 
 import torch
 from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline, StableDiffusionXLImg2ImgPipeline
 from diffusers.utils import logging as diffusers_logging
-from PIL import Image
 
-from demo.config import GeneratorConfig, resolve
-from demo.images import ImageError, fit, to_rgb
+from demo.generation.config import GeneratorConfig, resolve
+from demo.generation.images import ImageError, fit, to_rgb
+from demo.generation.request import Cancelled, GenerationError, Progress, Request, Result
 from ko_clip import KoreanPromptEncoder
-
-Progress = Callable[[int, int], None]
-
-
-class GenerationError(ValueError):
-    """A request that cannot be generated, with a message meant for the person who sent it."""
-
-
-class Cancelled(Exception):
-    """Raised from the step callback when a caller asks to stop."""
-
-
-@dataclass
-class Request:
-    prompt: str
-    negative_prompt: str = ""
-    seed: int | None = None  # None: a random seed, reported in the result
-    steps: int | None = None
-    guidance: float | None = None
-    size: int | None = None
-    num_images: int = 1
-    refiner: bool | None = None  # None: the config's `refiner_default`
-    refiner_strength: float | None = None
-    init_image: Image.Image | None = None  # set for image→image
-    strength: float | None = None  # image→image: how far from the uploaded image
-
-
-@dataclass
-class Result:
-    images: list[Image.Image]
-    seeds: list[int]
-    parameters: list[dict]  # one per image, written into its PNG
-    notes: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
 
 def _device(config: GeneratorConfig) -> torch.device:
     if config.device != "auto":
@@ -71,7 +35,7 @@ def _dtype(config: GeneratorConfig, device: torch.device) -> torch.dtype:
     return torch.float16 if device.type == "cuda" else torch.float32
 
 
-class Generator:
+class ImageGenerator:
     def __init__(self, config: GeneratorConfig) -> None:
         diffusers_logging.disable_progress_bar()
         self.config = config

@@ -20,12 +20,12 @@ from collections.abc import Callable
 from flask import Blueprint, abort, current_app, g, request
 from werkzeug.exceptions import GatewayTimeout, HTTPException, InternalServerError, ServiceUnavailable, Unauthorized
 
-from demo.app import csrf, services
-from demo.config import GeneratorConfig
-from demo.gallery import Record
-from demo.jobs import Job, QueueFull
-from demo.pipeline import Request
-from demo.views.forms import FormError
+from demo.generation.config import GeneratorConfig
+from demo.generation.request import Request
+from demo.search.store import Record
+from demo.web.extensions import get_services
+from demo.web.jobs import Job, QueueFull
+from demo.web.views.forms import FormError
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +70,10 @@ def identify_client() -> None:
 
 
 def client_blueprint(name: str, prefix: str, render_error: Callable[[HTTPException], tuple]) -> Blueprint:
-    """A blueprint for one client family: clients identified, no CSRF (no cookies, so nothing to forge), and every
-    error, unknown paths under `prefix` included, answered by `render_error` in that family's own JSON shape."""
+    """A blueprint for one client family: clients identified, and every error, unknown paths under `prefix`
+    included, answered by `render_error` in that family's own JSON shape."""
     bp = Blueprint(name, __name__, url_prefix=prefix)
     bp.before_request(identify_client)
-    csrf.exempt(bp)
 
     def unexpected(error: Exception):
         log.exception("unhandled error on %s", request.path)
@@ -114,7 +113,7 @@ def parse_size(value: str) -> tuple[int, int]:
 
 def generate(kind: str, generation: Request) -> Job:
     """Queue a validated request as this client's job and block until it has finished, as A1111 and OpenAI do."""
-    jobs = services().jobs
+    jobs = get_services().jobs
     try:
         job = jobs.submit(g.client, kind, generation)
     except QueueFull as error:
@@ -128,10 +127,10 @@ def generate(kind: str, generation: Request) -> Job:
 
 def gallery_records(job: Job) -> list[Record]:
     """The gallery records of a finished job's images."""
-    found = services().search.store.get_many(job.output.record_ids)
+    found = get_services().search.store.get_many(job.output.record_ids)
     return [found[i] for i in job.output.record_ids if i in found]
 
 
 def stored_png(record: Record) -> str:
     """The image file as the gallery keeps it (its PNG metadata holds prompt and parameters), base64-encoded."""
-    return base64.b64encode(services().search.store.image_path(record.image).read_bytes()).decode("ascii")
+    return base64.b64encode(get_services().search.store.image_path(record.image).read_bytes()).decode("ascii")

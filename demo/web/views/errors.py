@@ -25,7 +25,9 @@ def reason(error: HTTPException) -> str:
     if isinstance(error, RequestEntityTooLarge) and limit:
         return f"the upload is larger than the limit of {limit / 1024 / 1024:.0f} MB"
     if isinstance(error, CSRFError):
-        return f"the form has expired or was not sent from this site ({error.description}); reload the page and try again"
+        return (
+            f"the form has expired or was not sent from this site ({error.description}); reload the page and try again"
+        )
     return error.description or error.name
 
 

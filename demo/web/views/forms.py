@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from flask import session
 from werkzeug.datastructures import FileStorage
 
-from demo.images import ImageError, open_upload
-from demo.pipeline import GenerationError, Generator, Request
+from demo.generation.images import ImageError, open_upload
+from demo.generation.request import GenerationError, Request
+
+if TYPE_CHECKING:  # only its type: views never load the model libraries
+    from demo.generation.pipeline import ImageGenerator
 
 TRUE = {"1", "true", "on", "yes"}
 FALSE = {"0", "false", "off", "no", ""}
@@ -58,7 +62,9 @@ def text_field(fields: Mapping[str, Any], name: str) -> str:
     return value
 
 
-def generation_request(fields: Mapping[str, Any], generator: Generator, upload: FileStorage | None = None) -> Request:
+def generation_request(
+    fields: Mapping[str, Any], generator: ImageGenerator, upload: FileStorage | None = None
+) -> Request:
     """A validated request from the txt2img/img2img fields (form or JSON); `GenerationError` says what is wrong."""
     init_image = None
     if upload is not None:
