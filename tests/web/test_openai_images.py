@@ -10,7 +10,7 @@ import pytest
 import requests
 from PIL import Image
 
-from demo.images import read_parameters
+from demo.generation.images import read_parameters
 
 
 def client(url: str, key: str = "unused") -> openai.OpenAI:

@@ -15,7 +15,7 @@ import webuiapi
 from PIL import Image
 from requests.adapters import HTTPAdapter
 
-from demo.images import read_parameters
+from demo.generation.images import read_parameters
 
 OTHER_PROMPT = "검은 배경 가운데 노란 세모"
 
@@ -150,7 +150,7 @@ def test_interrupt_from_another_client_leaves_the_job_running(request, server, p
     url = request.getfixturevalue(server)
     first = client(url, key=api_keys[0] if server == "keyed_demo_server" else None)
     other = client(url, key=api_keys[1]) if server == "keyed_demo_server" else client(url, address="127.0.0.2")
-    thread, outcome = _start(first, prompt, steps=100)
+    thread, outcome = _start(first, prompt, steps=40)
     assert other.get_progress()["state"]["job_count"] == 0  # the other client sees nothing of it
     assert other.interrupt() == {}
     assert first.get_progress()["state"]["job_count"] == 1  # still running
@@ -162,7 +162,7 @@ def test_interrupt_from_another_client_leaves_the_job_running(request, server, p
 
 def test_interrupt_stops_the_clients_own_job(demo_server, prompt):
     api = client(demo_server)
-    thread, outcome = _start(api, prompt, steps=100)
+    thread, outcome = _start(api, prompt, steps=40)
     assert api.interrupt() == {}
     thread.join(timeout=120)
     result = outcome["result"]
