@@ -141,6 +141,7 @@ def test_resize_modes(client, prompt):
 
 def test_fields_it_cannot_honour_are_named_and_send_images_false_sends_none(client, prompt):
     body = {"prompt": prompt, "steps": 2, "restore_faces": True, "styles": ["anime"], "send_images": False,
+            "negative_prompt": None, "seed": None, "script_name": None,  # null is unset, as in A1111
             "override_settings": {"sd_model_checkpoint": "v1-5-pruned.safetensors"}, "some_future_field": 1}
     answer = client.post("/sdapi/v1/txt2img", json=body)
     info = json.loads(answer.json["info"])

@@ -137,7 +137,8 @@ def _generation(fields: dict, img2img: bool) -> tuple[Request, list[str]]:
     ]
     size, size_notes = square_size(number(fields, "width"), number(fields, "height"), config)
     notes += size_notes
-    batch_size, n_iter = number(fields, "batch_size") or 1, number(fields, "n_iter") or 1
+    batch_size, n_iter = (number(fields, name) for name in ("batch_size", "n_iter"))
+    batch_size, n_iter = 1 if batch_size is None else batch_size, 1 if n_iter is None else n_iter
     if batch_size < 1 or n_iter < 1 or batch_size * n_iter > config.limits.max_images:
         raise FormError(f"batch_size × n_iter must be between 1 and {config.limits.max_images}")
     seed = number(fields, "seed")
@@ -226,7 +227,7 @@ def _infotext(generation: Request, seed: int, img2img: bool) -> str:
 def _run(img2img: bool):
     fields = _body()
     try:
-        generation, notes = _generation(fields, img2img)
+        generation, notes = _generation({k: v for k, v in fields.items() if v is not None}, img2img)  # null: unset
     except (FormError, GenerationError) as error:
         abort(422, str(error))
     job = generate("img2img" if img2img else "txt2img", generation)
