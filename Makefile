@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test retrain browser
+.PHONY: run test stress retrain browser
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ browser:
 
 test: $(VENV)/.installed browser
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+# The web, queue and search tests 20 times in a row (STRESS=N for another count), stopping at the first failure.
+# The browser story (tests/web/test_browser.py) is one session whose steps build on each other; `make test` runs it.
+stress: $(VENV)/.installed
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -x -m "not browser" --count $(or $(STRESS),20) --repeat-scope session \
+	  tests/web tests/search
 
 retrain: $(VENV)/.installed
 	$(PY) -m miniworld.training all

@@ -5,7 +5,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -157,34 +156,58 @@ def test_a_new_image_is_found_at_once_and_after_the_background_rebuild(tmp_path,
 
 
 def test_a_killed_rebuild_leaves_the_old_index_answering(tmp_path):
+    """A rebuild in another process is killed while it adds items, then once its trees are built (the moment
+    before it writes the ids and switches the manifest); each time the process says where it is and waits."""
     directory, vectors = tmp_path / "index", unit_vectors(200, 16, 0)
     PromptIndex(directory, 16, IndexSettings(trees=4)).rebuild([(np.arange(1, 201), vectors)])
     manifest = (directory / "index.json").read_text()
     builder = textwrap.dedent(
         f"""
+        import sys
         import numpy as np
+        import demo.search.index
         from demo.search.index import IndexSettings, PromptIndex
-        index = PromptIndex({str(directory)!r}, 16, IndexSettings(trees=200))
-        vectors = np.random.default_rng(1).standard_normal((300_000, 16)).astype(np.float32)
-        print("building", flush=True)
+        stop_at = sys.argv[1]
+
+        class Announcing(demo.search.index.AnnoyIndex):
+            added = 0
+
+            def add_item(self, i, vector):
+                super().add_item(i, vector)
+                self.added += 1
+                if stop_at == "adding" and self.added == 1000:
+                    self.stop()
+
+            def build(self, *args, **kwargs):
+                built = super().build(*args, **kwargs)
+                if stop_at == "built":
+                    self.stop()
+                return built
+
+            @staticmethod
+            def stop():
+                print(stop_at, flush=True)
+                sys.stdin.read()  # until killed
+
+        demo.search.index.AnnoyIndex = Announcing
+        index = PromptIndex({str(directory)!r}, 16, IndexSettings(trees=10))
+        vectors = np.random.default_rng(1).standard_normal((3_000, 16)).astype(np.float32)
         index.rebuild([(np.arange(1, len(vectors) + 1), vectors)])
         print("finished", flush=True)
         """
     )
-    for delay in (0.2, 2.0):  # while adding items, then (most likely) while building trees
-        files = set(directory.glob("prompts-*.ann"))
-        process = subprocess.Popen([sys.executable, "-c", builder], cwd=REPO, stdout=subprocess.PIPE, text=True)
-        assert process.stdout.readline().strip() == "building"
-        while not set(directory.glob("prompts-*.ann")) - files:  # until the new generation's file is being written
-            time.sleep(0.05)
-        time.sleep(delay)
+    for stop_at in ("adding", "built"):
+        command = [sys.executable, "-c", builder, stop_at]
+        process = subprocess.Popen(command, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert process.stdout.readline().strip() == stop_at
         os.kill(process.pid, signal.SIGKILL)
         assert process.wait() == -signal.SIGKILL
 
         assert (directory / "index.json").read_text() == manifest
         survivor = PromptIndex(directory, 16)
         assert survivor.built == 200 and [h.id for h in survivor.search(vectors[9], k=1)] == [10]
-    survivor.rebuild([(np.arange(1, 201), vectors)])  # the next build clears what the dead one left
+    assert len(list(directory.glob("prompts-*"))) > 2  # what the dead builds left
+    survivor.rebuild([(np.arange(1, 201), vectors)])  # the next build clears it
     assert len(list(directory.glob("prompts-*"))) == 2
 
 

@@ -1,4 +1,4 @@
-"""Pages: text→image and image→image forms, and the page of one job (live progress, then its images)."""
+"""Pages of the `generate` blueprint: the text→image and image→image forms, and one job's page (progress, images)."""
 
 from __future__ import annotations
 
