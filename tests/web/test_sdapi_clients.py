@@ -110,6 +110,25 @@ def test_a_clients_own_interrupt_stops_its_job(app, held, prompt):
     assert state["interrupted"] is True and state["job_count"] == 0
 
 
+def test_a_waiting_job_shows_its_place_and_is_interrupted_before_it_runs(app, held, prompt):
+    mine, theirs = app.test_client(), from_address(app, "127.0.0.2")
+    with held():
+        running, _ = _start(mine, prompt)
+        answers = {}
+        waiting = threading.Thread(target=lambda: answers.update(answer=theirs.post("/sdapi/v1/txt2img", json={
+            "prompt": prompt, "steps": 2})))
+        waiting.start()
+        while theirs.get("/sdapi/v1/progress").json["state"]["job_count"] == 0:
+            time.sleep(0.01)  # the poll interval
+        progress = theirs.get("/sdapi/v1/progress").json
+        assert progress["textinfo"] == "waiting: number 1 in the queue" and progress["progress"] == 0
+        assert progress["state"]["job"] == "" and progress["eta_relative"] == 0
+        assert theirs.post("/sdapi/v1/interrupt").json == {}
+        waiting.join()
+    running.join()
+    assert json.loads(answers["answer"].json["info"])["interrupted"] is True and answers["answer"].json["images"] == []
+
+
 def test_refiner_fields_map_onto_our_refiner(client, prompt):
     body = {"prompt": prompt, "seed": 2, "steps": 4, "refiner_checkpoint": "sd_xl_refiner_1.0",
             "refiner_switch_at": 0.75}
