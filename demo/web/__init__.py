@@ -42,6 +42,8 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_COOKIE_HTTPONLY": True,
     "PERMANENT_SESSION_LIFETIME": timedelta(days=7),
     "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+    "API_KEYS": None,  # /sdapi/v1 and /v1 clients: a list (or "k1,k2"); None: told apart by source address
+    "CLIENT_API_TIMEOUT": 600,  # seconds a blocking /sdapi/v1 or /v1 generation waits before answering 504
 }
 
 csrf = CSRFProtect()
@@ -67,12 +69,14 @@ def create_app(
     extensions.init_app(app, generator, search)
     app.add_template_global(image_url)
 
-    from demo.web.views import api, errors, gallery, generate_pages
+    from demo.web.views import api, errors, gallery, generate_pages, openai_images, sdapi
     from demo.web.views import search as search_views
 
-    for blueprint in (generate_pages.bp, search_views.bp, gallery.bp, api.bp):
+    for blueprint in (generate_pages.bp, search_views.bp, gallery.bp, api.bp, sdapi.bp, openai_images.bp):
         app.register_blueprint(blueprint)
     csrf.exempt(api.bp)  # JSON and multipart API: same-site cookies, unguessable ids; no forms to forge
+    csrf.exempt(sdapi.bp)  # the A1111 and OpenAI clients send no cookies: no session to ride on, nothing to forge
+    csrf.exempt(openai_images.bp)
     errors.register(app)
     return app
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field, replace
 from typing import Callable
@@ -56,6 +57,7 @@ class Job:
     step: int = 0
     output: JobOutput | None = None
     error: str | None = None
+    started: float | None = None  # time.monotonic() when it began to run: progress estimates from it
     cancel_event: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -99,8 +101,8 @@ class JobQueue:
             raise JobNotFound(job_id)
         return job
 
-    def jobs_of(self, owner: str) -> list[Job]:
-        """This session's jobs, newest first."""
+    def jobs(self, owner: str) -> list[Job]:
+        """This owner's jobs, newest first."""
         with self._changed:
             return [job for job in reversed(self._jobs.values()) if job.owner == owner]
 
@@ -123,10 +125,12 @@ class JobQueue:
             except ValueError:
                 return 0
 
-    def wait(self, job: Job, timeout: float | None = None) -> bool:
-        """Block until `job` has finished; False on timeout."""
+    def wait(self, job_id: str, owner: str, timeout: float | None = None) -> Job:
+        """This owner's job once it has finished, or as it stands after `timeout` seconds."""
+        job = self.get(job_id, owner)
         with self._changed:
-            return self._changed.wait_for(lambda: job.finished_or_failed, timeout)
+            self._changed.wait_for(lambda: job.finished_or_failed, timeout)
+        return job
 
     def close(self) -> None:
         """Refuse new jobs, cancel the waiting ones, stop the running one, and stop the worker."""
@@ -146,7 +150,7 @@ class JobQueue:
                 if self._closed:
                     return
                 job = self._waiting.popleft()
-                job.status = "running"
+                job.status, job.started = "running", time.monotonic()
                 self._changed.notify_all()
             self._execute(job)
 

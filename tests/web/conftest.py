@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import io
+import os
+import re
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
+import requests
 from PIL import Image
 
 from demo.search.service import SearchService
@@ -134,3 +141,54 @@ def png():
         return buffer.getvalue()
 
     return make
+
+
+SERVING = re.compile(r"Serving on http://127\.0\.0\.1:(\d+)")
+API_KEYS = ("first-client-key", "second-client-key")
+
+
+def served_demo(data_dir: Path, **settings: str) -> Iterator[str]:
+    """`python -m demo` on a free loopback port (port 0: waitress logs the one it got); yields its URL once ready."""
+    env = os.environ | {"KOIMG_SEED_GALLERY": "0", "HF_HUB_OFFLINE": "1"}
+    env |= {f"KOIMG_{key}": value for key, value in settings.items()}
+    log = data_dir / "server.log"
+    with log.open("wb") as out:
+        command = [sys.executable, "-m", "demo", "--port", "0", "--data-dir", str(data_dir)]
+        server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=Path(__file__).parents[2])
+    try:
+        yield _ready(server, log)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _ready(server: subprocess.Popen, log: Path) -> str:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and server.poll() is None:
+        if port := SERVING.search(log.read_text(errors="replace")):
+            url = f"http://127.0.0.1:{port[1]}"
+            try:
+                if requests.get(f"{url}/sdapi/v1/options", timeout=5).status_code in (200, 401):
+                    return url
+            except requests.ConnectionError:
+                pass
+        time.sleep(0.05)  # the poll interval: readiness is the log line and an answer, never a fixed delay
+    raise AssertionError(f"python -m demo did not start:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def api_keys() -> tuple[str, str]:
+    """The two keys `keyed_demo_server` accepts: two clients."""
+    return API_KEYS
+
+
+@pytest.fixture(scope="session")
+def demo_server(tmp_path_factory):
+    """The app as users run it, without API keys: clients are told apart by source address."""
+    yield from served_demo(tmp_path_factory.mktemp("demo-server"))
+
+
+@pytest.fixture(scope="session")
+def keyed_demo_server(tmp_path_factory):
+    """The app with `KOIMG_API_KEYS` set: every client call needs one of `API_KEYS`."""
+    yield from served_demo(tmp_path_factory.mktemp("keyed-demo-server"), API_KEYS=",".join(API_KEYS))

@@ -57,7 +57,7 @@ def queue(runner):
 
 def test_jobs_run_in_order_and_report_progress(queue, runner):
     first, second = (queue.submit("me", "txt2img", Request(p)) for p in ("a", "b"))
-    assert queue.wait(second, timeout=TIMEOUT)
+    assert queue.wait(second.id, "me", timeout=TIMEOUT).status == "done"
     assert runner.started == ["a", "b"]
     for job in (first, second):
         assert job.status == "done" and job.step == job.total_steps == 3
@@ -73,7 +73,7 @@ def test_queue_positions_and_a_full_queue(queue, runner):
     with pytest.raises(QueueFull, match="queue is full"):
         queue.submit("someone else", "txt2img", Request("three"))
     runner.go.set()
-    assert queue.wait(waiting[-1], timeout=TIMEOUT) and waiting[-1].status == "done"
+    assert queue.wait(waiting[-1].id, "me", timeout=TIMEOUT).status == "done"
     queue.submit("someone else", "txt2img", Request("room again"))  # the queue drained: accepted
 
 
@@ -84,7 +84,7 @@ def test_cancel_a_waiting_job_before_it_runs(queue, runner):
     queue.cancel(waiting.id, "me")
     assert waiting.status == "failed" and waiting.error == CANCELLED and queue.position(waiting) == 0
     runner.go.set()
-    queue.wait(queue.submit("me", "txt2img", Request("last")), timeout=TIMEOUT)
+    queue.wait(queue.submit("me", "txt2img", Request("last")).id, "me", timeout=TIMEOUT)
     assert "never" not in runner.started
 
 
@@ -94,7 +94,7 @@ def test_cancel_a_running_job_stops_it(queue, runner):
     until_running(job)
     queue.cancel(job.id, "me")
     runner.go.set()
-    assert queue.wait(job, timeout=TIMEOUT)
+    assert queue.wait(job.id, "me", timeout=TIMEOUT).finished_or_failed
     assert job.status == "failed" and job.error == CANCELLED and job.output is None
 
 
@@ -106,31 +106,33 @@ def test_jobs_are_invisible_to_other_owners(queue):
             action(job.id, "you")
     with pytest.raises(JobNotFound):
         queue.get("no-such-id", "me")
-    assert queue.jobs_of("you") == [] and queue.jobs_of("me") == [job]
+    with pytest.raises(JobNotFound):
+        queue.wait(job.id, "you", timeout=0)
+    assert queue.jobs("you") == [] and queue.jobs("me") == [job]
     assert len(job.id) >= 20  # unguessable: 128 random bits
 
 
 def test_failures_are_reported_and_the_worker_survives(queue, runner):
     runner.failure = GenerationError("steps must be between 1 and 100")
     bad = queue.submit("me", "txt2img", Request("bad"))
-    queue.wait(bad, timeout=TIMEOUT)
+    queue.wait(bad.id, "me", timeout=TIMEOUT)
     assert bad.status == "failed" and bad.error == "steps must be between 1 and 100"
     runner.failure = RuntimeError("CUDA out of memory at 0x7f…")
     crashed = queue.submit("me", "txt2img", Request("crash"))
-    queue.wait(crashed, timeout=TIMEOUT)
+    queue.wait(crashed.id, "me", timeout=TIMEOUT)
     assert crashed.status == "failed" and "0x7f" not in crashed.error  # no internals leak to the browser
     runner.failure = None
     fine = queue.submit("me", "txt2img", Request("fine"))
-    assert queue.wait(fine, timeout=TIMEOUT) and fine.status == "done"
+    assert queue.wait(fine.id, "me", timeout=TIMEOUT).status == "done"
 
 
 def test_finished_jobs_are_forgotten_beyond_the_limit_and_uploads_dropped(queue):
     jobs = []
     for i in range(6):
         jobs.append(queue.submit("me", "txt2img", Request(str(i), init_image=object())))
-        queue.wait(jobs[-1], timeout=TIMEOUT)
+        queue.wait(jobs[-1].id, "me", timeout=TIMEOUT)
     assert all(job.request.init_image is None for job in jobs)
-    kept = queue.jobs_of("me")
+    kept = queue.jobs("me")
     assert len(kept) <= 4 and jobs[-1] in kept and jobs[0] not in kept
 
 

@@ -62,7 +62,7 @@ def img2img():
 def jobs():
     """This session's jobs, newest first."""
     s = get_services()
-    return jsonify([job_json(job, s.jobs.position(job)) for job in s.jobs.jobs_of(owner())])
+    return jsonify([job_json(job, s.jobs.position(job)) for job in s.jobs.jobs(owner())])
 
 
 def _own_job(action, job_id: str) -> Job:

@@ -19,7 +19,8 @@ TITLES = {
 }
 
 
-def _reason(error: HTTPException) -> str:
+def reason(error: HTTPException) -> str:
+    """What went wrong, for the person who sent the request (the client-compatible APIs answer it too)."""
     limit = request.max_content_length
     if isinstance(error, RequestEntityTooLarge) and limit:
         return f"the upload is larger than the limit of {limit / 1024 / 1024:.0f} MB"
@@ -32,12 +33,12 @@ def _reason(error: HTTPException) -> str:
 
 def _answer(error: HTTPException):
     code = error.code or 500
-    reason = _reason(error)
+    message = reason(error)
     if request.path.startswith("/api/"):
-        response = jsonify({"error": reason, "status": code})
+        response = jsonify({"error": message, "status": code})
         response.status_code = code
         return response
-    return render_template("error.html", code=code, title=TITLES.get(code, error.name), reason=reason), code
+    return render_template("error.html", code=code, title=TITLES.get(code, error.name), reason=message), code
 
 
 def _unexpected(error: Exception):

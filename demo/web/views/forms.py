@@ -55,7 +55,7 @@ def _flag(fields: Mapping[str, Any], name: str) -> bool | None:
     return text in TRUE
 
 
-def _text(fields: Mapping[str, Any], name: str) -> str:
+def text_field(fields: Mapping[str, Any], name: str) -> str:
     value = fields.get(name, "")
     if not isinstance(value, str):
         raise FormError(f"{name} must be text")
@@ -75,8 +75,8 @@ def generation_request(
     try:
         num_images = number(fields, "num_images", int, "number of images")
         request = Request(
-            prompt=_text(fields, "prompt"),
-            negative_prompt=_text(fields, "negative_prompt"),
+            prompt=text_field(fields, "prompt"),
+            negative_prompt=text_field(fields, "negative_prompt"),
             seed=number(fields, "seed", int, "seed"),
             steps=number(fields, "steps", int, "steps"),
             guidance=number(fields, "guidance", float, "guidance"),

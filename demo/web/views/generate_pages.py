@@ -17,7 +17,7 @@ def _form_page(kind: str, error: str | None = None, status: int = 200):
     s = get_services()
     fields = request.form if request.method == "POST" else request.args
     page = render_template(
-        f"{kind}.html", config=s.generator.config, fields=fields, error=error, jobs=s.jobs.jobs_of(owner())[:8]
+        f"{kind}.html", config=s.generator.config, fields=fields, error=error, jobs=s.jobs.jobs(owner())[:8]
     )
     return page, status
 

@@ -1,0 +1,364 @@
+"""The AUTOMATIC1111 web UI API subset (`/sdapi/v1`) that Open WebUI, SillyTavern and `webuiapi` speak.
+
+A generation call blocks until its job is done, as A1111's does. Unknown fields are ignored; fields this server
+cannot honour are named in the answer's `info["notes"]`. Unlike A1111, progress and interrupt are per client
+(see `demo.views.clients`): one client's `POST /interrupt` never stops another's job. Errors answer A1111's shape,
+`{"error", "detail", "body", "errors"}`, with 422 for bad input.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from flask import abort, current_app, g, jsonify, request
+from PIL import Image
+from werkzeug.exceptions import HTTPException
+
+from demo.generation.images import ImageError, open_upload
+from demo.generation.request import GenerationError, Request
+from demo.web.extensions import get_services
+from demo.web.jobs import CANCELLED, Job
+from demo.web.views.clients import client_blueprint, gallery_records, generate, square_size, stored_png
+from demo.web.views.errors import reason
+from demo.web.views.forms import FormError, number, text_field
+
+
+def _error(error: HTTPException):
+    message = reason(error)
+    response = jsonify({"error": error.name, "detail": message, "body": "", "errors": message})
+    response.status_code = error.code or 500
+    if response.status_code == 401:
+        response.headers["WWW-Authenticate"] = 'Basic realm="sdapi"'
+    return response
+
+
+bp = client_blueprint("sdapi", "/sdapi/v1", _error)
+
+SAMPLERS = {  # diffusers scheduler class -> A1111 sampler name
+    "DDIMScheduler": "DDIM",
+    "DPMSolverMultistepScheduler": "DPM++ 2M",
+    "EulerAncestralDiscreteScheduler": "Euler a",
+    "EulerDiscreteScheduler": "Euler",
+    "HeunDiscreteScheduler": "Heun",
+    "KDPM2AncestralDiscreteScheduler": "DPM2 a",
+    "KDPM2DiscreteScheduler": "DPM2",
+    "LCMScheduler": "LCM",
+    "LMSDiscreteScheduler": "LMS",
+    "PNDMScheduler": "PLMS",
+    "UniPCMultistepScheduler": "UniPC",
+}
+SCHEDULES = (("use_karras_sigmas", "Karras"), ("use_exponential_sigmas", "Exponential"), ("use_beta_sigmas", "Beta"))
+UNHONOURED = {  # A1111 fields this server cannot honour, with the values that ask for nothing
+    "enable_hr": (False,),
+    "restore_faces": (False,),
+    "tiling": (False,),
+    "styles": ([],),
+    "subseed_strength": (0,),
+    "script_name": ("",),
+    "script_args": ([],),
+    "alwayson_scripts": ({},),
+    "mask": ("",),
+}
+RESIZE_MODES = {0: "just resize", 1: "crop and resize", 2: "resize and fill", 3: "just resize (latent upscale)"}
+DEFAULT_SWITCH_AT = 0.8  # A1111's refiner_switch_at when a refiner checkpoint is named without it
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The loaded generator config as A1111 lists a model: one per config, since a config is what we run."""
+
+    title: str
+    model_name: str
+    sha256: str
+    filename: str
+    config: str
+
+    @property
+    def names(self) -> set[str]:
+        """Everything A1111 accepts as `sd_model_checkpoint` for it."""
+        return {self.title, self.model_name, self.sha256, self.sha256[:10]}
+
+
+def checkpoint() -> Checkpoint:
+    config = get_services().generator.config
+    digest = hashlib.sha256(json.dumps(dataclasses.asdict(config), sort_keys=True).encode()).hexdigest()
+    source = str(current_app.config["GENERATOR_CONFIG"])
+    return Checkpoint(f"{config.name} [{digest[:10]}]", config.name, digest, config.base, source)
+
+
+def sampler() -> tuple[str, str, str]:
+    """(A1111 sampler name, diffusers class, schedule type) of the base pipeline's scheduler: what actually runs."""
+    scheduler = get_services().generator.base.scheduler
+    cls = type(scheduler).__name__
+    name = SAMPLERS.get(cls, cls)
+    if cls == "DPMSolverMultistepScheduler" and scheduler.config.get("algorithm_type") == "sde-dpmsolver++":
+        name = "DPM++ 2M SDE"
+    schedule = next((label for flag, label in SCHEDULES if scheduler.config.get(flag)), "Automatic")
+    return name, cls, schedule
+
+
+def _body() -> dict:
+    fields = request.get_json(silent=True)
+    if not isinstance(fields, dict):
+        abort(422, "send a JSON object with Content-Type: application/json")
+    return fields
+
+
+def _init_image(fields: dict) -> Image.Image:
+    images = fields.get("init_images")
+    if not isinstance(images, list) or not images or not isinstance(images[0], str):
+        raise FormError("init_images must be a list holding a base64 image")
+    encoded = images[0].split(",", 1)[1] if images[0].startswith("data:") else images[0]
+    try:
+        return open_upload(base64.b64decode(encoded))
+    except ValueError as error:  # binascii.Error or ImageError
+        message = str(error) if isinstance(error, ImageError) else "not valid base64"
+        raise FormError(f"init_images[0]: {message}") from error
+
+
+def _picked(wanted: Any, *available: str) -> bool:
+    return wanted in (None, "") or str(wanted).lower() in {name.lower() for name in available}
+
+
+def _generation(fields: dict, img2img: bool) -> tuple[Request, list[str]]:
+    """Our request for an A1111 txt2img/img2img body, and a note for each field it cannot honour."""
+    generator = get_services().generator
+    config = generator.config
+    notes = [
+        f"{name}={fields[name]!r} is not supported here and was ignored"
+        for name, neutral in UNHONOURED.items()
+        if fields.get(name) not in (None, *neutral)
+    ]
+    size, size_notes = square_size(number(fields, "width"), number(fields, "height"), config)
+    notes += size_notes
+    batch_size, n_iter = (number(fields, name) for name in ("batch_size", "n_iter"))
+    batch_size, n_iter = 1 if batch_size is None else batch_size, 1 if n_iter is None else n_iter
+    if batch_size < 1 or n_iter < 1 or batch_size * n_iter > config.limits.max_images:
+        raise FormError(f"batch_size × n_iter must be between 1 and {config.limits.max_images}")
+    seed = number(fields, "seed")
+    refiner, refiner_strength = None, None
+    if fields.get("refiner_checkpoint") not in (None, "", "None"):
+        switch_at = number(fields, "refiner_switch_at", float)
+        switch_at = DEFAULT_SWITCH_AT if switch_at is None else switch_at
+        if not 0 <= switch_at < 1:
+            raise FormError("refiner_switch_at must be at least 0 and below 1")
+        refiner, refiner_strength = True, 1 - switch_at
+        if fields["refiner_checkpoint"] != config.refiner:
+            notes.append(f"refiner_checkpoint {fields['refiner_checkpoint']!r}: this server's refiner ran")
+    name, cls, schedule = sampler()
+    wanted = fields.get("sampler_name") or fields.get("sampler_index")
+    if not _picked(wanted, name, cls):
+        notes.append(f"sampler {wanted!r} is not available: {name} ran")
+    if not _picked(fields.get("scheduler"), schedule, "automatic"):
+        notes.append(f"scheduler {fields['scheduler']!r} is not available: {schedule} ran")
+    notes += _override_notes(fields.get("override_settings"))
+    init_image = strength = None
+    if img2img:
+        mode = number(fields, "resize_mode") or 0
+        if mode not in RESIZE_MODES:
+            raise FormError("resize_mode must be 0, 1, 2 or 3")
+        init_image, strength = _init_image(fields), number(fields, "denoising_strength", float)
+        if mode in (0, 3):
+            init_image = init_image.resize((size, size), Image.Resampling.LANCZOS)
+        if mode in (2, 3):
+            ran = RESIZE_MODES[1 if mode == 2 else 0]
+            notes.append(f"resize_mode {mode} ({RESIZE_MODES[mode]}) is not supported here: {ran} ran")
+        if len(fields["init_images"]) > 1:
+            notes.append("only the first of init_images was used")
+    generation = Request(
+        prompt=text_field(fields, "prompt"),
+        negative_prompt=text_field(fields, "negative_prompt"),
+        seed=None if seed == -1 else seed,
+        steps=number(fields, "steps"),
+        guidance=number(fields, "cfg_scale", float),
+        size=size,
+        num_images=batch_size * n_iter,
+        refiner=refiner,
+        refiner_strength=refiner_strength,
+        init_image=init_image,
+        strength=strength,
+    )
+    return generator.validate(generation), notes
+
+
+def _override_notes(overrides: Any) -> list[str]:
+    if not overrides:
+        return []
+    if not isinstance(overrides, dict):
+        raise FormError("override_settings must be an object")
+    model = overrides.get("sd_model_checkpoint")
+    notes = []
+    if model not in (None, "") and model not in checkpoint().names:
+        notes.append(f"sd_model_checkpoint {model!r} is not loaded here: {checkpoint().title} ran")
+    if ignored := sorted(set(overrides) - {"sd_model_checkpoint"}):
+        notes.append(f"override_settings ignored: {', '.join(ignored)}")
+    return notes
+
+
+def _infotext(generation: Request, seed: int, img2img: bool) -> str:
+    """A1111's text form of the parameters, which its clients show and parse."""
+    name, _, schedule = sampler()
+    model = checkpoint()
+    parameters = {
+        "Steps": generation.steps,
+        "Sampler": name,
+        "Schedule type": schedule,
+        "CFG scale": generation.guidance,
+        "Seed": seed,
+        "Size": f"{generation.size}x{generation.size}",
+        "Model hash": model.sha256[:10],
+        "Model": model.model_name,
+    }
+    if img2img:
+        parameters["Denoising strength"] = generation.strength
+    if generation.refiner:
+        refiner = get_services().generator.config.refiner
+        parameters |= {"Refiner": refiner, "Refiner switch at": 1 - generation.refiner_strength}
+    negative = [f"Negative prompt: {generation.negative_prompt}"] if generation.negative_prompt else []
+    return "\n".join([generation.prompt, *negative, ", ".join(f"{k}: {v}" for k, v in parameters.items())])
+
+
+def _run(img2img: bool):
+    fields = _body()
+    try:
+        generation, notes = _generation({k: v for k, v in fields.items() if v is not None}, img2img)  # null: unset
+    except (FormError, GenerationError) as error:
+        abort(422, str(error))
+    job = generate("img2img" if img2img else "txt2img", generation)
+    interrupted = job.error == CANCELLED
+    if job.status == "failed" and not interrupted:
+        abort(500, job.error)
+    records = [] if interrupted else gallery_records(job)
+    seeds = job.output.seeds if job.output else []
+    name, _, schedule = sampler()
+    model = checkpoint()
+    info = {
+        "prompt": generation.prompt,
+        "all_prompts": [generation.prompt] * len(seeds),
+        "negative_prompt": generation.negative_prompt,
+        "all_negative_prompts": [generation.negative_prompt] * len(seeds),
+        "seed": seeds[0] if seeds else generation.seed,
+        "all_seeds": seeds,
+        "width": generation.size,
+        "height": generation.size,
+        "sampler_name": name,
+        "scheduler": schedule,
+        "cfg_scale": generation.guidance,
+        "steps": generation.steps,
+        "batch_size": generation.num_images,
+        "denoising_strength": generation.strength if img2img else None,
+        "refiner": generation.refiner,
+        "refiner_switch_at": 1 - generation.refiner_strength if generation.refiner else None,
+        "sd_model_name": model.model_name,
+        "sd_model_hash": model.sha256[:10],
+        "index_of_first_image": 0,
+        "infotexts": [_infotext(generation, seed, img2img) for seed in seeds],
+        "interrupted": interrupted,
+        "notes": notes + (job.output.notes if job.output else []) + (["interrupted by this client"] * interrupted),
+    }
+    send = fields.get("send_images", True) is not False
+    parameters = (fields | {"init_images": None, "mask": None}) if img2img else fields
+    images = [stored_png(record) for record in records] if send else []
+    return jsonify({"images": images, "parameters": parameters, "info": json.dumps(info, ensure_ascii=False)})
+
+
+@bp.post("/txt2img")
+def txt2img():
+    return _run(img2img=False)
+
+
+@bp.post("/img2img")
+def img2img():
+    """txt2img's fields plus `init_images` (base64, with or without a data: prefix), `denoising_strength`,
+    `resize_mode` (0 just resize, 1 crop and resize; 2 and 3 run as 1 and 0, noted)."""
+    return _run(img2img=True)
+
+
+def _unfinished(jobs: list[Job]) -> list[Job]:
+    return [job for job in jobs if not job.finished_or_failed]
+
+
+@bp.get("/progress")
+def progress():
+    """This client's generation: the running job's step, and how many of its jobs are running or waiting."""
+    s = get_services()
+    mine = s.jobs.jobs(g.client)
+    waiting = _unfinished(mine)
+    running = next((job for job in waiting if job.status == "running"), None)
+    done = running.step / running.total_steps if running and running.total_steps else 0.0
+    elapsed = time.monotonic() - running.started if running and running.started else 0.0
+    if running:
+        textinfo = f"step {running.step}/{running.total_steps}"
+    elif waiting:
+        textinfo = f"waiting: number {s.jobs.position(waiting[-1])} in the queue"
+    else:
+        textinfo = None
+    state = {
+        "skipped": False,
+        "interrupted": bool(mine) and mine[0].error == CANCELLED,
+        "job": running.id if running else "",
+        "job_count": len(waiting),
+        "job_no": 0,
+        "sampling_step": running.step if running else 0,
+        "sampling_steps": running.total_steps if running else 0,
+    }
+    eta = elapsed * (1 - done) / done if done else 0.0
+    return jsonify({"progress": done, "eta_relative": eta, "state": state, "current_image": None, "textinfo": textinfo})
+
+
+@bp.post("/interrupt")
+def interrupt():
+    """Stop this client's running and waiting jobs (a running one at its next step); nobody else's."""
+    s = get_services()
+    for job in _unfinished(s.jobs.jobs(g.client)):
+        s.jobs.cancel(job.id, g.client)
+    return jsonify({})
+
+
+@bp.get("/options")
+def options():
+    model = checkpoint()
+    return jsonify({"sd_model_checkpoint": model.title, "sd_checkpoint_hash": model.sha256, "samples_format": "png"})
+
+
+@bp.post("/options")
+def set_options():
+    """Accepted, so clients can "select" the model; the loaded config is the one model, the rest has no effect."""
+    wanted = _body().get("sd_model_checkpoint")
+    model = checkpoint()
+    if wanted not in (None, "") and wanted not in model.names:
+        abort(422, f"model {wanted!r} not found: this server runs {model.title}")
+    return jsonify(None)
+
+
+@bp.get("/sd-models")
+def sd_models():
+    model = checkpoint()
+    return jsonify([dataclasses.asdict(model) | {"hash": model.sha256[:10]}])
+
+
+@bp.get("/samplers")
+def samplers():
+    name, cls, _ = sampler()
+    return jsonify([{"name": name, "aliases": [cls], "options": {}}])
+
+
+@bp.get("/schedulers")
+def schedulers():
+    _, _, schedule = sampler()
+    return jsonify([{"name": schedule.lower(), "label": schedule, "aliases": None, "default_rho": -1,
+                     "need_inner_model": False}])
+
+
+@bp.get("/upscalers")
+@bp.get("/sd-vae")
+@bp.get("/latent-upscale-modes")
+def nothing_here():
+    """No upscalers, extra VAEs or latent upscale modes: an empty list, which SillyTavern's dropdowns accept."""
+    return jsonify([])
