@@ -132,7 +132,8 @@ def test_model_lists_and_options_answer_like_a1111(demo_server):
 
 
 def _start(api: webuiapi.WebUIApi, prompt: str, steps: int):
-    """A long txt2img in a thread; returns once its job runs (this client's progress says so)."""
+    """A long txt2img in a thread (the most steps allowed: two HTTP calls take a fraction of it); returns once
+    its job runs (this client's progress says so)."""
     outcome = {}
 
     def run() -> None:
@@ -151,7 +152,7 @@ def test_interrupt_from_another_client_leaves_the_job_running(request, server, p
     url = request.getfixturevalue(server)
     first = client(url, key=api_keys[0] if server == "keyed_demo_server" else None)
     other = client(url, key=api_keys[1]) if server == "keyed_demo_server" else client(url, address="127.0.0.2")
-    thread, outcome = _start(first, prompt, steps=40)
+    thread, outcome = _start(first, prompt, steps=100)
     assert other.get_progress()["state"]["job_count"] == 0  # the other client sees nothing of it
     assert other.interrupt() == {}
     assert first.get_progress()["state"]["job_count"] == 1  # still running
@@ -163,7 +164,7 @@ def test_interrupt_from_another_client_leaves_the_job_running(request, server, p
 
 def test_interrupt_stops_the_clients_own_job(demo_server, prompt):
     api = client(demo_server)
-    thread, outcome = _start(api, prompt, steps=40)
+    thread, outcome = _start(api, prompt, steps=100)
     assert api.interrupt() == {}
     thread.join(timeout=120)
     result = outcome["result"]
