@@ -1,5 +1,9 @@
 """The web app's factory: configuration, the app-scoped services (generator, search, job queue), blueprints.
 
+Two ways to serve, same pages and API: by default one process holds the generator and an in-process job queue;
+with `KOIMG_REDIS_URL` set, this process is only the front (search embedder, gallery and index; no generation
+model) and `python -m demo.worker` processes, one per GPU, take the jobs from Redis.
+
     python -m demo [--port 5000] [--host 127.0.0.1] [--config embedded]       # the README's run command
     flask --app demo.app run                                                  # development
     waitress-serve --host 0.0.0.0 --port 8000 --call demo.app:create_app      # real use
@@ -16,16 +20,19 @@ import secrets
 import threading
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import yaml
-from flask import Flask, current_app
+from flask import Flask, Response, current_app
+from flask.json.provider import DefaultJSONProvider
 from flask_wtf.csrf import CSRFProtect
 
-from demo.config import load_config
-from demo.jobs import JobOutput, JobQueue
-from demo.pipeline import Generator, Request
+from demo.config import GeneratorConfig, load_config
+from demo.gallery import private_file
+from demo.jobs import JobOutput, JobQueue, Jobs, JobStore
+from demo.pipeline import Generator, Request, Result
 from demo.vector_search import SearchService, image_url, load_search_config, seed_gallery
 
 log = logging.getLogger(__name__)
@@ -35,8 +42,13 @@ DEFAULTS: dict[str, Any] = {
     "SEARCH_CONFIG": None,  # a YAML of demo.vector_search.SearchConfig keys; None: the embedded models
     "DATA_DIR": None,  # gallery, index and secret key; None: the instance folder
     "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,  # uploads, bytes
-    "QUEUE_SIZE": 16,  # jobs that may wait; more are refused with 503
-    "KEEP_JOBS": 200,  # finished jobs remembered for their pages
+    "QUEUE_SIZE": 16,  # jobs that may wait, all clients together; more are refused with 503
+    "QUEUE_PER_CLIENT": 4,  # jobs one client may have waiting; more are refused with 429, nobody else is
+    "KEEP_JOBS": 50,  # finished jobs remembered per client, for their pages
+    "REDIS_URL": None,  # e.g. redis://127.0.0.1:6379/0: jobs go through Redis to `python -m demo.worker` processes
+    "REDIS_PREFIX": "koimg",  # Redis key prefix and RQ queue name, so several apps can share one Redis
+    "WORKER_LEASE": 10.0,  # seconds a worker may miss its heartbeat before its job fails as lost (Redis)
+    "SEARCH_DEVICE": "cpu",  # the search embedder's device on a Redis front (embedded: the generator's)
     "SEED_GALLERY": 24,  # images generated on first start so search has something to find; 0: none
     "SEED_GALLERY_STEPS": 10,
     "PAGE_SIZE": 24,  # gallery page
@@ -47,6 +59,15 @@ DEFAULTS: dict[str, Any] = {
     "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
 }
 
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    # Scripts, styles and images from this site only (blob: for the upload preview); no framing (clickjacking).
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+}
+
 csrf = CSRFProtect()
 
 
@@ -54,18 +75,37 @@ csrf = CSRFProtect()
 class Services:
     """The heavy objects, created once per app and shared by every request."""
 
-    generator: Generator
+    config: GeneratorConfig  # what requests are validated against
     search: SearchService
-    jobs: JobQueue
+    jobs: Jobs
+    generator: Generator | None = None  # None on a Redis front: the workers hold the models
 
 
 def services() -> Services:
     return current_app.extensions["demo"]
 
 
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, where a body nested too deeply for the parser is a malformed request (400), not a crash."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("the JSON is nested too deeply") from None
+
+
+def _security_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
 def create_app(test_config: dict[str, Any] | None = None, generator: Generator | None = None, search: SearchService | None = None) -> Flask:
     """Build the app; `generator` and `search` may be passed in (tests share one loaded pipeline)."""
     app = Flask(__name__, instance_relative_config=True)
+    app.json = JSONProvider(app)
+    app.after_request(_security_headers)
     app.config.from_mapping(DEFAULTS)
     app.config.from_file("app.yaml", load=yaml.safe_load, silent=True)
     app.config.from_prefixed_env("KOIMG")
@@ -76,12 +116,18 @@ def create_app(test_config: dict[str, Any] | None = None, generator: Generator |
     app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or _secret_key(data_dir / "secret_key")
     csrf.init_app(app)
 
-    generator = generator or Generator(load_config(app.config["GENERATOR_CONFIG"]))
-    search = search or SearchService.open(data_dir, load_search_config(app.config["SEARCH_CONFIG"]), device=generator.device)
-    jobs = JobQueue(_runner(generator, search), generator.total_steps, app.config["QUEUE_SIZE"], app.config["KEEP_JOBS"])
-    app.extensions["demo"] = Services(generator, search, jobs)
-    if app.config["SEED_GALLERY"] and len(search) == 0:
-        _seed_in_background(search, generator, app.config["SEED_GALLERY"], app.config["SEED_GALLERY_STEPS"])
+    config = app.config
+    if config["REDIS_URL"]:  # the front: the workers load the generator
+        generator, device = None, config["SEARCH_DEVICE"]
+        generation = load_config(config["GENERATOR_CONFIG"])
+    else:
+        generator = generator or Generator(load_config(config["GENERATOR_CONFIG"]))
+        generation, device = generator.config, generator.device
+    search = search or SearchService.open(data_dir, load_search_config(config["SEARCH_CONFIG"]), device=device)
+    app.extensions["demo"] = Services(generation, search, _jobs(config, data_dir, generator, search), generator)
+    seeding = data_dir / "seeding"  # present from the first seed image until the last: an interrupted run resumes
+    if generator and config["SEED_GALLERY"] and (len(search) == 0 or seeding.exists()):
+        _seed_in_background(search, generator, seeding, config["SEED_GALLERY"], config["SEED_GALLERY_STEPS"])
 
     from demo.views import api, errors, gallery, generate, search as search_views
 
@@ -92,24 +138,46 @@ def create_app(test_config: dict[str, Any] | None = None, generator: Generator |
     return app
 
 
+def _jobs(config: dict, data_dir: Path, generator: Generator | None, search: SearchService) -> Jobs:
+    """The job queue: Redis and its workers when `REDIS_URL` is set, else in this process on `generator`."""
+    lifetime = config["PERMANENT_SESSION_LIFETIME"].total_seconds()
+    if generator is None:
+        from demo.redis_jobs import RedisJobs
+
+        return RedisJobs.from_url(
+            config["REDIS_URL"], partial(store_result, search), config["REDIS_PREFIX"], config["QUEUE_SIZE"],
+            config["QUEUE_PER_CLIENT"], config["KEEP_JOBS"], config["WORKER_LEASE"], lifetime,
+        )
+    store = JobStore(data_dir / "jobs.sqlite3", config["KEEP_JOBS"], lifetime)
+    return JobQueue(_runner(generator, search), generator.total_steps, store, config["QUEUE_SIZE"], config["QUEUE_PER_CLIENT"])
+
+
+def store_result(search: SearchService, result: Result, job_id: str | None = None) -> JobOutput:
+    """Put a job's images in the gallery (and so in the index). With `job_id` the image names are fixed, so
+    storing the same result twice (a front restarted midway) keeps one copy."""
+    records = [
+        search.add(image, parameters["prompt"], parameters, parameters["negative_prompt"], job_id and f"job-{job_id}-{i}.png")
+        for i, (image, parameters) in enumerate(zip(result.images, result.parameters))
+    ]
+    return JobOutput([image_url(r.image) for r in records], [r.id for r in records], result.seeds, result.notes)
+
+
 def _runner(generator: Generator, search: SearchService):
-    """What the job worker runs: generate, then store every image in the gallery (and so in the index)."""
+    """What the in-process job worker runs: generate, then store every image."""
 
     def run(request: Request, progress, cancel: threading.Event) -> JobOutput:
-        result = generator(request, progress, cancel)
-        records = [
-            search.add(image, parameters["prompt"], parameters, parameters["negative_prompt"])
-            for image, parameters in zip(result.images, result.parameters)
-        ]
-        return JobOutput([image_url(r.image) for r in records], [r.id for r in records], result.seeds, result.notes)
+        return store_result(search, generator(request, progress, cancel))
 
     return run
 
 
-def _seed_in_background(search: SearchService, generator: Generator, count: int, steps: int) -> None:
+def _seed_in_background(search: SearchService, generator: Generator, marker: Path, count: int, steps: int) -> None:
+    marker.touch()
+
     def seed() -> None:
         try:
             seed_gallery(search, generator, count, steps=steps)
+            marker.unlink()
         except Exception:  # a failed seed leaves an emptier gallery, never a dead app
             log.exception("seeding the gallery failed")
 
@@ -117,12 +185,12 @@ def _seed_in_background(search: SearchService, generator: Generator, count: int,
 
 
 def _secret_key(path: Path) -> str:
-    """A key kept in the data folder, so sessions (and so the jobs they own) survive a restart."""
+    """A key kept in the data folder, so sessions (and so the jobs they own) survive a restart. Owner-only: with
+    it anyone could sign a session cookie and so read another client's jobs."""
     if path.exists():
-        return path.read_text().strip()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        return private_file(path).read_text().strip()
+    tmp = private_file(path.with_name(f".{path.name}.{os.getpid()}"))
     tmp.write_text(secrets.token_hex(32))
-    os.chmod(tmp, 0o600)
     try:
         os.link(tmp, path)  # atomic, and the first of two starting processes wins
     except FileExistsError:

@@ -33,8 +33,9 @@ from tqdm import tqdm
 
 from demo.config import REPO, resolve
 from demo.gallery import GalleryError, GalleryStore, NewRecord, Record
-from demo.images import ImageError, open_upload
+from demo.images import ImageError, fit, open_upload
 from demo.prompt_index import Batches, IndexSettings, PromptIndex, SearchError
+from demo.text import escape_c1, without_controls
 from miniworld.korean import korean_captions
 from miniworld.world import all_scenes, english_caption
 
@@ -129,9 +130,14 @@ class SearchService:
     def __len__(self) -> int:
         return len(self.index)
 
-    def add(self, image: Image.Image, prompt: str, parameters: dict | None = None, negative_prompt: str = "") -> Record:
-        """Store a generated image and make it searchable at once."""
-        record = self.store.add(image, prompt, self.embedder.embed_text(prompt), parameters, negative_prompt)
+    def add(
+        self, image: Image.Image, prompt: str, parameters: dict | None = None, negative_prompt: str = "",
+        name: str | None = None,
+    ) -> Record:
+        """Store a generated image and make it searchable at once; `name` as in `GalleryStore.add` (idempotent)."""
+        if name and (existing := self.store.find(name)):
+            return existing
+        record = self.store.add(image, prompt, self.embedder.embed_text(prompt), parameters, negative_prompt, name)
         self._index([record])
         self._rebuild_if_due()
         return record
@@ -168,7 +174,10 @@ class SearchService:
             image = open_upload(image) if isinstance(image, bytes) else image
         except ImageError as error:
             raise SearchError(str(error)) from error
-        return self._results(self.embedder.embed_images([image])[0], k, min_score)
+        # CLIP's processor resizes the short side first: 16×1,048,576 px would become 224×14.7M. Cropping the
+        # centre square first (what the processor keeps anyway) bounds its memory and time for any upload.
+        crop = self.embedder.processor.crop_size
+        return self._results(self.embedder.embed_images([fit(image, max(crop["height"], crop["width"]))])[0], k, min_score)
 
     def _check(self, k: int, min_score: float | None) -> None:
         if not isinstance(k, int) or not 1 <= k <= self.config.max_k:
@@ -275,22 +284,27 @@ def seed_prompts(count: int, seed: int = 0) -> list[str]:
 
 def seed_gallery(service: SearchService, generator: "Generator", count: int = 24, seed: int = 0, steps: int = 10) -> list[Record]:
     """A first gallery from `generator`, so search has something to find on first start: few steps and no
-    refiner keep it to seconds on a CPU with the embedded models."""
+    refiner keep it to seconds on a CPU with the embedded models. Each image has a fixed name, so an interrupted
+    seeding run again makes only the images still missing, up to `count`."""
     from demo.pipeline import Request
 
     records = []
     for i, prompt in enumerate(tqdm(seed_prompts(count, seed), desc="seeding the gallery", unit="image")):
+        name = f"seed/{seed}-{i}.png"
+        if existing := service.store.find(name):
+            records.append(existing)
+            continue
         result = generator(Request(prompt, seed=seed + i, steps=steps, refiner=False))
-        records.append(service.add(result.images[0], prompt, result.parameters[0]))
+        records.append(service.add(result.images[0], prompt, result.parameters[0], name=name))
     return records
 
 
 def _print_results(results: list[SearchResult], as_json: bool) -> None:
     if as_json:
-        print(json.dumps([r.as_json() for r in results], ensure_ascii=False, indent=2))
+        print(escape_c1(json.dumps([r.as_json() for r in results], ensure_ascii=False, indent=2)))
         return
-    for rank, result in enumerate(results, start=1):
-        print(f"{rank:>3}  {result.score:6.3f}  {result.record.prompt}  {result.image_url}")
+    for rank, result in enumerate(results, start=1):  # prompts from imported tables may hold terminal escapes
+        print(f"{rank:>3}  {result.score:6.3f}  {without_controls(result.record.prompt)}  {result.image_url}")
     if not results:
         print("no results above the minimum score")
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, jsonify, request, url_for
 
 from demo.app import services
-from demo.jobs import Job, JobNotFound, QueueFull, job_json
+from demo.gallery import GalleryError
+from demo.jobs import Job, JobNotFound, QueueFull, TooManyJobs, job_json
 from demo.pipeline import GenerationError
 from demo.vector_search import SearchError, record_json
 from demo.views.forms import FormError, generation_request, number, owner
@@ -30,9 +31,11 @@ def _job_response(job: Job, status: int = 200):
 def _submit(kind: str, fields, upload=None):
     s = services()
     try:
-        job = s.jobs.submit(owner(), kind, generation_request(fields, s.generator, upload))
+        job = s.jobs.submit(owner(), kind, generation_request(fields, s.config, upload))
     except GenerationError as error:
         abort(400, str(error))
+    except TooManyJobs as error:
+        abort(429, str(error))
     except QueueFull as error:
         abort(503, str(error))
     return _job_response(job, 202)
@@ -41,7 +44,7 @@ def _submit(kind: str, fields, upload=None):
 @bp.post("/txt2img")
 def txt2img():
     """JSON body with the form's fields: prompt, negative_prompt, seed, steps, guidance, size, num_images, refiner, refiner_strength."""
-    fields = request.get_json(silent=True)
+    fields = request.get_json() if request.is_json else None  # a malformed body is a 400 that says what is wrong
     if not isinstance(fields, dict):
         abort(400, "send a JSON object with Content-Type: application/json")
     return _submit("txt2img", fields)
@@ -60,7 +63,7 @@ def img2img():
 def jobs():
     """This session's jobs, newest first."""
     s = services()
-    return jsonify([job_json(job, s.jobs.position(job)) for job in s.jobs.jobs_of(owner())])
+    return jsonify([job_json(job, s.jobs.position(job)) for job in s.jobs.jobs(owner())])
 
 
 def _own_job(action, job_id: str) -> Job:
@@ -104,6 +107,6 @@ def gallery():
     """The newest records (`?before=<id>` pages back), as the gallery page shows them."""
     try:
         records = page_of_records(current_app.config["PAGE_SIZE"])
-    except FormError as error:
+    except (FormError, GalleryError) as error:
         abort(400, str(error))
     return jsonify([record_json(record) for record in records])

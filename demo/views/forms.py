@@ -8,8 +8,10 @@ from typing import Any, Mapping
 from flask import session
 from werkzeug.datastructures import FileStorage
 
+from demo.config import GeneratorConfig
 from demo.images import ImageError, open_upload
-from demo.pipeline import GenerationError, Generator, Request
+from demo.pipeline import GenerationError, Request, validate
+from demo.text import TextError, clean_text
 
 TRUE = {"1", "true", "on", "yes"}
 FALSE = {"0", "false", "off", "no", ""}
@@ -55,10 +57,13 @@ def _text(fields: Mapping[str, Any], name: str) -> str:
     value = fields.get(name, "")
     if not isinstance(value, str):
         raise FormError(f"{name} must be text")
-    return value
+    try:
+        return clean_text(value, name)
+    except TextError as error:
+        raise FormError(str(error)) from None
 
 
-def generation_request(fields: Mapping[str, Any], generator: Generator, upload: FileStorage | None = None) -> Request:
+def generation_request(fields: Mapping[str, Any], config: GeneratorConfig, upload: FileStorage | None = None) -> Request:
     """A validated request from the txt2img/img2img fields (form or JSON); `GenerationError` says what is wrong."""
     init_image = None
     if upload is not None:
@@ -83,4 +88,4 @@ def generation_request(fields: Mapping[str, Any], generator: Generator, upload: 
         )
     except FormError as error:
         raise GenerationError(str(error)) from error
-    return generator.validate(request)
+    return validate(config, request)

@@ -9,7 +9,13 @@ import pytest
 from PIL import Image
 
 from demo.images import read_parameters
-from tests.web.conftest import PROMPT, wait_for
+from tests.web.conftest import BACKENDS, PROMPT, wait_for
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    """Every API test runs on both job queues: in-process, and Redis with a worker."""
+    return request.param
 
 
 def png(mode: str = "RGB", size: int = 64, colour=(255, 0, 0)) -> bytes:
@@ -132,9 +138,9 @@ def test_cancel_a_queued_job_and_a_full_queue_answers_503(make_app, generator):
     client = make_app(QUEUE_SIZE=1).test_client()
     with generator._lock:  # the pipeline is busy: the first job runs (blocked), the second waits
         running = client.post("/api/txt2img", json={"prompt": PROMPT, "steps": 2}).json
-        waiting = client.post("/api/txt2img", json={"prompt": PROMPT, "steps": 2}).json
         while client.get(f"/api/jobs/{running['id']}").json["status"] != "running":
             pass
+        waiting = client.post("/api/txt2img", json={"prompt": PROMPT, "steps": 2}).json
         assert client.get(f"/api/jobs/{waiting['id']}").json["queue_position"] == 1
         refused = client.post("/api/txt2img", json={"prompt": PROMPT, "steps": 2})
         assert refused.status_code == 503 and "queue is full" in refused.json["error"]
