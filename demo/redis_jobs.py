@@ -215,6 +215,7 @@ class RedisJobs:
 
     def jobs(self, owner: str) -> list[Job]:
         """This client's jobs, newest first."""
+        self._forget_old(owner)  # jobs finish in workers' scripts: the front trims when it submits and lists
         ids = [job_id.decode() for job_id in self.redis.lrange(self.keys.owner(owner), 0, -1)]
         return [job for job in map(self._load, ids) if job is not None]
 

@@ -150,5 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # run as demo.worker, not __main__: RQ finds `take_jobs` (and `_current`) by that name
+    from demo.worker import main as worker_main
+
+    sys.exit(worker_main())
