@@ -123,7 +123,8 @@ def create_app(test_config: dict[str, Any] | None = None, generator: Generator |
     else:
         generator = generator or Generator(load_config(config["GENERATOR_CONFIG"]))
         generation, device = generator.config, generator.device
-    search = search or SearchService.open(data_dir, load_search_config(config["SEARCH_CONFIG"]), device=device)
+    if search is None:  # not `search or …`: an empty gallery is falsy
+        search = SearchService.open(data_dir, load_search_config(config["SEARCH_CONFIG"]), device=device)
     app.extensions["demo"] = Services(generation, search, _jobs(config, data_dir, generator, search), generator)
     seeding = data_dir / "seeding"  # present from the first seed image until the last: an interrupted run resumes
     if generator and config["SEED_GALLERY"] and (len(search) == 0 or seeding.exists()):

@@ -44,7 +44,10 @@ def _submit(kind: str, fields, upload=None):
 @bp.post("/txt2img")
 def txt2img():
     """JSON body with the form's fields: prompt, negative_prompt, seed, steps, guidance, size, num_images, refiner, refiner_strength."""
-    fields = request.get_json() if request.is_json else None  # a malformed body is a 400 that says what is wrong
+    try:  # Flask's get_json would keep the reason from the client
+        fields = current_app.json.loads(request.get_data()) if request.is_json else None
+    except ValueError as error:
+        abort(400, f"the body is not valid JSON: {error}")
     if not isinstance(fields, dict):
         abort(400, "send a JSON object with Content-Type: application/json")
     return _submit("txt2img", fields)
