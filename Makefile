@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test retrain browser redis
+.PHONY: run test stress lint retrain browser redis
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,17 @@ redis:
 
 test: $(VENV)/.installed browser redis
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+# The web, queue and search tests 20 times in a row (STRESS=N for another count), stopping at the first failure.
+# The browser story (tests/web/test_browser.py) is one session whose steps build on each other; `make test` runs it.
+stress: $(VENV)/.installed
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -x -m "not browser" --count $(or $(STRESS),20) --repeat-scope session \
+	  tests/web tests/search
+
+# Ruff with the settings in pyproject.toml (line length 120).
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 retrain: $(VENV)/.installed
 	$(PY) -m miniworld.training all

@@ -3,7 +3,7 @@
 Builds every component from the configs in `benchmarks/architectures/` (copied from the published checkpoints;
 nothing is downloaded), a Korean student with a klue/roberta-large-sized backbone and heads for both
 (1024-d tokens; 1280-d tokens + 1280-d pooled), saves them as pipeline directories, loads them through
-`demo.pipeline.Generator` exactly as the `sd2-sdxl` config does, and generates. Prints shapes, dtypes, config
+`demo.generation.pipeline.ImageGenerator` exactly as the `sd2-sdxl` config does, and generates. Prints shapes, dtypes, config
 keys, seconds per image and peak memory. On a CUDA GPU it measures the real thing (fp16, 768×768, 25 base
 steps + refiner); on a CPU it runs at a reduced size and step count (bfloat16 weights to fit in memory).
 
@@ -29,8 +29,9 @@ from diffusers import (
     UNet2DConditionModel,
 )
 
-from demo.config import GeneratorConfig, Limits
-from demo.pipeline import Generator, Request
+from demo.generation.config import GeneratorConfig, Limits
+from demo.generation.pipeline import ImageGenerator
+from demo.generation.request import Request
 from ko_clip import KoreanPromptEncoder, Target
 from ko_clip.modeling import KoreanTextEncoder, KoreanTextEncoderConfig
 from ko_clip.student import train_wordpiece
@@ -99,7 +100,7 @@ def main() -> None:
         started = time.perf_counter()
         built = build(workdir, dtype)
         print(f"built and saved in {time.perf_counter() - started:.0f} s: " + ", ".join(f"{k} {v}" for k, v in built.items()))
-        generator = Generator(
+        generator = ImageGenerator(
             GeneratorConfig(
                 name="full-size-check", base=str(workdir / "sd2"), refiner=str(workdir / "refiner"),
                 korean_encoder=str(workdir / "ko-clip"), dtype=str(dtype).removeprefix("torch."),

@@ -59,7 +59,9 @@ class Browser:
 
     def call(self, path: str, body: dict | None = None) -> tuple[int, dict | list | bytes]:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base + path, data=data, headers={"Content-Type": "application/json"} if data else {})
+        request = urllib.request.Request(
+            self.base + path, data=data, headers={"Content-Type": "application/json"} if data else {}
+        )
         try:
             with self.opener.open(request, timeout=300) as response:
                 payload = response.read()
@@ -82,7 +84,12 @@ def one_client(base: str, prompt: str, steps: int, start: threading.Barrier) -> 
         time.sleep(0.2)
         _, job = browser.call(f"/api/jobs/{job['id']}")
     served = [browser.call(url)[0] for url in job["images"]]
-    return Outcome(status, job, "" if all(code == 200 for code in served) else f"images answered {served}", time.perf_counter() - began)
+    return Outcome(
+        status,
+        job,
+        "" if all(code == 200 for code in served) else f"images answered {served}",
+        time.perf_counter() - began,
+    )
 
 
 def gallery_images(base: str) -> list[str]:
@@ -150,16 +157,22 @@ class Round:
         )
 
 
-HEADER = ("| round | accepted | refused (503/429) | finished | failed (worker killed) | lost | duplicated | wall | "
-          "job p50 / max | throughput | front RSS after |\n|" + "---|" * 11)
+HEADER = (
+    "| round | accepted | refused (503/429) | finished | failed (worker killed) | lost | duplicated | wall | "
+    "job p50 / max | throughput | front RSS after |\n|" + "---|" * 11
+)
 
 
-def run_round(base: str, name: str, clients: int, steps: int, pid: int, lost_reason: str,
-              during: Callable[[], None] | None = None) -> Round:
+def run_round(
+    base: str, name: str, clients: int, steps: int, pid: int, lost_reason: str, during: Callable[[], None] | None = None
+) -> Round:
     """One round: `clients` sessions submit at once and follow their job; `during` runs beside them."""
     before = set(gallery_images(base))
     start = threading.Barrier(clients)
-    prompts = [f"흰 배경 가운데 있는 작은 {['빨간', '파란', '노란', '초록', '보라'][i % 5]} 별 #{name}-{i}" for i in range(clients)]
+    prompts = [
+        f"흰 배경 가운데 있는 작은 {['빨간', '파란', '노란', '초록', '보라'][i % 5]} 별 #{name}-{i}"
+        for i in range(clients)
+    ]
     side = threading.Thread(target=during) if during else None
     began = time.perf_counter()
     if side:
@@ -176,9 +189,19 @@ def run_round(base: str, name: str, clients: int, steps: int, pid: int, lost_rea
     ids = [o.job["id"] for o in accepted]
     images = [url for o in done for url in o.job["images"]]
     new = set(gallery_images(base)) - before
-    result = Round(name, len(accepted), len(refused), len(outcomes) - len(accepted) - len(refused), len(done),
-                   len(killed), len(accepted) - len(done) - len(killed), len(ids) - len(set(ids)) +
-                   len(images) - len(set(images)), wall, sorted(o.seconds for o in done), rss_mb(pid))
+    result = Round(
+        name,
+        len(accepted),
+        len(refused),
+        len(outcomes) - len(accepted) - len(refused),
+        len(done),
+        len(killed),
+        len(accepted) - len(done) - len(killed),
+        len(ids) - len(set(ids)) + len(images) - len(set(images)),
+        wall,
+        sorted(o.seconds for o in done),
+        rss_mb(pid),
+    )
     result.checks = {
         "no job lost": result.lost == 0,
         "no job duplicated": result.duplicated == 0,
@@ -224,8 +247,11 @@ def killer(url: str, workers: dict[str, subprocess.Popen], name: str, log: Path)
 
     def kill() -> None:
         client = redis.Redis.from_url(url)
-        while not any(client.hget(f"{PREFIX}:job:{job_id.decode()}", "worker") == name.encode()
-                      and client.get(f"{PREFIX}:alive:{job_id.decode()}") for job_id in client.smembers(f"{PREFIX}:running")):
+        while not any(
+            client.hget(f"{PREFIX}:job:{job_id.decode()}", "worker") == name.encode()
+            and client.get(f"{PREFIX}:alive:{job_id.decode()}")
+            for job_id in client.smembers(f"{PREFIX}:running")
+        ):
             time.sleep(0.01)
         workers[name].send_signal(signal.SIGKILL)
         workers[name].wait()
@@ -250,7 +276,7 @@ def main() -> int:
     steps = args.steps or (25 if args.redis else 4)
     port = args.port or free_port()
     base = f"http://{HOST}:{port}"
-    from demo.redis_jobs import LOST
+    from demo.web.redis_jobs import LOST
 
     with tempfile.TemporaryDirectory() as data, ExitStack() as cleanup:
         env = os.environ | {"HF_HUB_OFFLINE": "1", "KOIMG_SEED_GALLERY": "0"}
@@ -273,7 +299,9 @@ def main() -> int:
         plan = [(f"1 worker, {i}", None) for i in range(1, args.baseline_rounds + 1)] if args.redis else []
         for i in range(1, rounds + 1):
             kill = killer(url, workers, "w2", log) if args.redis and i == args.kill_round else None
-            plan.append((f"{args.workers} workers, {i}" + (", one killed" if kill else "") if args.redis else str(i), kill))
+            plan.append(
+                (f"{args.workers} workers, {i}" + (", one killed" if kill else "") if args.redis else str(i), kill)
+            )
         results = []
         for name, kill in plan:
             if args.redis and not name.startswith("1 worker") and len(workers) < args.workers:
@@ -287,9 +315,13 @@ def main() -> int:
         print("checks every round: " + ", ".join(results[0].checks))
         if args.redis:
             one = statistics.mean(r.throughput for r in results if r.name.startswith("1 worker"))
-            many = statistics.mean(r.throughput for r in results if not r.name.startswith("1 worker") and "killed" not in r.name)
-            print(f"throughput: 1 worker {one:.2f} jobs/s, {args.workers} workers {many:.2f} jobs/s "
-                  f"(rounds without a kill): {many / one:.2f}×")
+            many = statistics.mean(
+                r.throughput for r in results if not r.name.startswith("1 worker") and "killed" not in r.name
+            )
+            print(
+                f"throughput: 1 worker {one:.2f} jobs/s, {args.workers} workers {many:.2f} jobs/s "
+                f"(rounds without a kill): {many / one:.2f}×"
+            )
     return 0
 
 

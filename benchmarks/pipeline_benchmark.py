@@ -14,8 +14,9 @@ import time
 import torch
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from demo.config import load_config, resolve
-from demo.pipeline import Generator, Request
+from demo.generation.config import load_config, resolve
+from demo.generation.pipeline import ImageGenerator
+from demo.generation.request import Request
 
 KOREAN = "흰 배경 왼쪽에 있는 큰 빨간 원"
 ENGLISH = "a large red circle on the left on a white background"
@@ -36,7 +37,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--config", default="embedded")
     args = parser.parse_args()
-    generator = Generator(load_config(args.config))
+    generator = ImageGenerator(load_config(args.config))
     teacher_dir = resolve(generator.config.base)
     teacher = CLIPTextModel.from_pretrained(teacher_dir, subfolder="text_encoder").to(generator.device).eval()
     tokenizer = CLIPTokenizer.from_pretrained(teacher_dir, subfolder="tokenizer")

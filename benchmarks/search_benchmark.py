@@ -5,7 +5,7 @@
 
 Datasets: `clustered`, synthetic 512-d vectors in clusters of --cluster-size around random centres (queries are
 fresh draws from the same clusters: their ten nearest neighbours hide among a thousand near-equals), and
-`miniworld`, the project's own embeddings (demo.embeddings.PromptEmbedder with the shipped models) of distinct
+`miniworld`, the project's own embeddings (demo.search.embeddings.PromptEmbedder with the shipped models) of distinct
 miniworld captions, English and Korean, queried with Korean captions from templates the encoder never saw.
 
 For each size and Annoy tree count, search_k doubles until recall@10 against exact search reaches
@@ -40,7 +40,7 @@ import hnswlib  # noqa: E402
 import numpy as np  # noqa: E402
 from annoy import AnnoyIndex  # noqa: E402
 
-from demo.prompt_index import angular_to_cosine, exact_top_k  # noqa: E402
+from demo.search.index import angular_to_cosine, exact_top_k  # noqa: E402
 
 K = 10
 
@@ -102,7 +102,7 @@ def miniworld(sizes: list[int], queries: int, seed: int = 0) -> Iterator[tuple[n
     round-robin) makes every prefix a fair sample."""
     from tqdm import tqdm
 
-    from demo.embeddings import PromptEmbedder
+    from demo.search.embeddings import PromptEmbedder
     from miniworld.korean import HELDOUT_TEMPLATES, korean_caption
     from miniworld.paths import CLIP_DIR, KOREAN_ENCODER_DIR
     from miniworld.world import all_scenes

@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from waitress import serve
 
-    from demo.app import create_app
+    from demo.web import create_app
 
     overrides = {key: value for key, value in (("GENERATOR_CONFIG", args.config), ("DATA_DIR", args.data_dir)) if value}
     try:

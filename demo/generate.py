@@ -14,9 +14,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from demo.config import load_config
-from demo.images import ImageError, open_upload, write_png
-from demo.pipeline import GenerationError, Generator, Request
+from demo.generation.config import load_config
+from demo.generation.images import ImageError, open_upload, write_png
+from demo.generation.pipeline import ImageGenerator
+from demo.generation.request import GenerationError, Request
 
 
 def output_paths(out: Path, count: int) -> list[Path]:
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             num_images=args.num_images, refiner=args.refiner, refiner_strength=args.refiner_strength,
             init_image=init_image, strength=args.strength,
         )
-        generator = Generator(config)
+        generator = ImageGenerator(config)
         with tqdm(desc="generating", unit="step") as bar:
             def progress(step: int, total: int) -> None:
                 bar.total = total

@@ -5,7 +5,7 @@
 Run one per GPU (`--device cuda:0`, `--device cuda:1`, …), on any machine that reaches the Redis server. The worker
 is an RQ `SimpleWorker` (it runs jobs in its own process, where the model lives; a forked child would load it again
 or share CUDA state it may not); every RQ job is a wake-up, after which it takes waiting jobs in the fair order
-until none is left (see `demo.redis_jobs`). While a job runs it renews the job's lease; progress and the cancel
+until none is left (see `demo.web.redis_jobs`). While a job runs it renews the job's lease; progress and the cancel
 flag go through Redis at each denoising step. It stores nothing itself: the images go back to the front.
 """
 
@@ -25,9 +25,10 @@ import redis
 from rq import SimpleWorker
 from rq.timeouts import TimerDeathPenalty
 
-from demo.jobs import CANCELLED, FAILED, job_from_record, png
-from demo.pipeline import Cancelled, GenerationError, Generator
-from demo.redis_jobs import FINISH, TAKE, Keys, wake_queue
+from demo.generation.pipeline import ImageGenerator
+from demo.generation.request import Cancelled, GenerationError
+from demo.web.jobs import CANCELLED, FAILED, job_from_record, png
+from demo.web.redis_jobs import FINISH, TAKE, Keys, wake_queue
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +40,16 @@ _current: contextvars.ContextVar[GenerationLoop] = contextvars.ContextVar("gener
 class GenerationLoop:
     """Takes waiting jobs from Redis and runs them on one loaded generator."""
 
-    def __init__(self, generator: Generator, connection: redis.Redis, keys: Keys, name: str, lease: float) -> None:
+    def __init__(self, generator: ImageGenerator, connection: redis.Redis, keys: Keys, name: str, lease: float) -> None:
         self.generator, self.redis, self.keys, self.name, self.lease = generator, connection, keys, name, lease
         self._take, self._finish = connection.register_script(TAKE), connection.register_script(FINISH)
 
     def take_all(self) -> int:
         """Run waiting jobs, fairly, until none is left; how many ran."""
         ran = 0
-        while job_id := self._take([self.keys.rotation, self.keys.running], [self.keys.prefix, self.name,
-                                                                             int(self.lease * 1000)]):
+        while job_id := self._take(
+            [self.keys.rotation, self.keys.running], [self.keys.prefix, self.name, int(self.lease * 1000)]
+        ):
             self.run(job_id.decode())
             ran += 1
         return ran
@@ -82,7 +84,9 @@ class GenerationLoop:
             heartbeat.join()
         keys = [key, self.keys.running, self.keys.alive(job_id), self.keys.result(job_id), self.keys.results]
         if not self._finish(keys, [job_id, self.name, *outcome]):
-            log.warning("job %s: its lease lapsed before it finished; the front failed it, the result is dropped", job_id)
+            log.warning(
+                "job %s: its lease lapsed before it finished; the front failed it, the result is dropped", job_id
+            )
 
     def _renew(self, job_id: str, stop: threading.Event) -> None:
         while not stop.wait(self.lease / 3):
@@ -121,26 +125,37 @@ class GenerationWorker(SimpleWorker):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m demo.worker", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default=os.environ.get("KOIMG_GENERATOR_CONFIG", "embedded"),
-                        help="generator config: embedded (default), sd2-sdxl or a YAML path")
+    parser = argparse.ArgumentParser(
+        prog="python -m demo.worker", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--config",
+        default=os.environ.get("KOIMG_GENERATOR_CONFIG", "embedded"),
+        help="generator config: embedded (default), sd2-sdxl or a YAML path",
+    )
     parser.add_argument("--device", help="e.g. cuda:1 (default: the config's device)")
     parser.add_argument("--redis", default=os.environ.get("KOIMG_REDIS_URL"), help="default: $KOIMG_REDIS_URL")
-    parser.add_argument("--prefix", default=os.environ.get("KOIMG_REDIS_PREFIX", "koimg"),
-                        help="the front's REDIS_PREFIX (default koimg)")
-    parser.add_argument("--lease", type=float, default=float(os.environ.get("KOIMG_WORKER_LEASE", "10")),
-                        help="seconds: the front's WORKER_LEASE (default 10)")
+    parser.add_argument(
+        "--prefix",
+        default=os.environ.get("KOIMG_REDIS_PREFIX", "koimg"),
+        help="the front's REDIS_PREFIX (default koimg)",
+    )
+    parser.add_argument(
+        "--lease",
+        type=float,
+        default=float(os.environ.get("KOIMG_WORKER_LEASE", "10")),
+        help="seconds: the front's WORKER_LEASE (default 10)",
+    )
     parser.add_argument("--name", default=f"{socket.gethostname()}-{os.getpid()}")
     args = parser.parse_args(argv)
     if not args.redis:
         parser.error("no Redis: pass --redis URL or set KOIMG_REDIS_URL")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from demo.config import load_config
+    from demo.generation.config import load_config
 
     try:
         config = load_config(args.config)
-        generator = Generator(dataclasses.replace(config, device=args.device) if args.device else config)
+        generator = ImageGenerator(dataclasses.replace(config, device=args.device) if args.device else config)
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

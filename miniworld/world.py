@@ -1,8 +1,8 @@
 """The embedded world: one coloured shape on a plain background, drawn deterministically at 64×64.
 
 Every scene is fully described by five attributes, so a generated image can be scored by reading the
-attributes back (see `miniworld.evaluator`). Small random jitter in position, size and rotation keeps
-the models from memorising a fixed set of pixels.
+attributes back (`miniworld.scoring.SceneScorer`, whose classifier `miniworld.training.evaluator` trains).
+Small random jitter in position, size and rotation keeps the models from memorising a fixed set of pixels.
 """
 
 from __future__ import annotations

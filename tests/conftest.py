@@ -39,7 +39,7 @@ def corpus_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def generator():
     """The embedded generation pipeline, loaded once for the whole session (as the web app does)."""
-    from demo.config import load_config
-    from demo.pipeline import Generator
+    from demo.generation.config import load_config
+    from demo.generation.pipeline import ImageGenerator
 
-    return Generator(load_config("embedded"))
+    return ImageGenerator(load_config("embedded"))

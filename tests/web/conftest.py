@@ -7,20 +7,68 @@ must hold for both parametrise it; the others run on the embedded default. The R
 
 from __future__ import annotations
 
+import io
 import socket
 import subprocess
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 
 import pytest
 import redis
+from PIL import Image
 
-from demo.app import create_app
-from demo.vector_search import SearchService
+from demo.search.service import SearchService
+from demo.web import create_app
+from demo.web.extensions import get_services
 
 PROMPT = "흰 배경 왼쪽에 있는 큰 빨간 원"
 BACKENDS = ["embedded", "redis"]
+FINISHED = frozenset({"done", "failed"})
+
+
+class GatedImageGenerator:
+    """The shared generator behind a gate: while the gate is shut, the job worker waits before it generates, so a
+    test decides when a running job may go on (and so which jobs are still queued)."""
+
+    def __init__(self, generator) -> None:
+        self._generator = generator
+        self.open = threading.Event()
+        self.open.set()
+
+    def __getattr__(self, name: str):
+        return getattr(self._generator, name)
+
+    def __call__(self, request, progress=None, cancel=None):
+        self.open.wait()
+        return self._generator(request, progress, cancel)
+
+
+@pytest.fixture(scope="session")
+def prompt() -> str:
+    return PROMPT
+
+
+@pytest.fixture(scope="session")
+def gated_generator(generator) -> GatedImageGenerator:
+    return GatedImageGenerator(generator)
+
+
+@pytest.fixture
+def held(gated_generator):
+    """`with held():` the worker takes the next job (it shows as running) and waits there until the block ends."""
+
+    @contextmanager
+    def hold():
+        gated_generator.open.clear()
+        try:
+            yield
+        finally:
+            gated_generator.open.set()
+
+    yield hold
+    gated_generator.open.set()
 
 
 def free_port() -> int:
@@ -35,9 +83,8 @@ def redis_url(tmp_path_factory):
     folder = tmp_path_factory.mktemp("redis")
     for _ in range(5):  # another process may take the free port before the server binds it
         port = free_port()
-        command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                   "--dir", str(folder)]
-        server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        server = subprocess.Popen([*command, "--dir", str(folder)], stdout=subprocess.DEVNULL)
         client = redis.Redis(port=port)
         while server.poll() is None:
             try:
@@ -58,7 +105,7 @@ class ThreadWorkers:
     """`python -m demo.worker` as threads of the test process, on the session's loaded generator."""
 
     def __init__(self, generator, url: str, prefix: str, count: int = 1, lease: float = 10.0) -> None:
-        from demo.redis_jobs import Keys
+        from demo.web.redis_jobs import Keys
         from demo.worker import GenerationLoop, GenerationWorker
 
         connection = redis.Redis.from_url(url)
@@ -66,8 +113,10 @@ class ThreadWorkers:
             GenerationWorker(GenerationLoop(generator, connection, Keys(prefix), f"{prefix}-w{i}", lease))
             for i in range(count)
         ]
-        self.threads = [threading.Thread(target=worker.work, kwargs={"logging_level": "WARNING"}, daemon=True)
-                        for worker in self.workers]
+        self.threads = [
+            threading.Thread(target=worker.work, kwargs={"logging_level": "WARNING"}, daemon=True)
+            for worker in self.workers
+        ]
         for thread in self.threads:
             thread.start()
 
@@ -86,36 +135,46 @@ def embedder(tmp_path_factory):
     service.close()
 
 
+@pytest.fixture(scope="session")
+def serve(gated_generator, embedder):
+    """`serve(data_dir, **config)`: an app on the shared models with its own data folder and job queue; whoever
+    asks for it closes its services (`get_services(app)`)."""
+
+    def make(data_dir, **config):
+        settings = {"DATA_DIR": str(data_dir), "SEED_GALLERY": 0} | config
+        search = SearchService.open(settings["DATA_DIR"], embedder=embedder)
+        return create_app(settings, generator=gated_generator, search=search)
+
+    return make
+
+
 @pytest.fixture
 def backend() -> str:
+    """The job queue the apps of a test use: "embedded" here; modules that test both parametrise it."""
     return "embedded"
 
 
 @pytest.fixture
-def make_app(request, tmp_path, generator, embedder, backend):
-    """`make_app(**config)`: an app on the shared models, with its own data folder and job queue (and, on Redis,
-    its own key prefix and a worker thread)."""
+def make_app(request, tmp_path, serve, backend, gated_generator):
+    """`make_app(**config)`: a test app (CSRF off) with its own data folder, closed after the test; on Redis, with its
+    own key prefix and a worker thread on the shared generator."""
     apps, workers = [], []
 
     def make(**config):
-        settings = {"TESTING": True, "DATA_DIR": str(tmp_path / f"data-{len(apps)}"), "SEED_GALLERY": 0,
-                    "WTF_CSRF_ENABLED": False}
+        settings = {"TESTING": True, "WTF_CSRF_ENABLED": False}
         if backend == "redis":
-            settings |= {"REDIS_URL": request.getfixturevalue("redis_url"), "REDIS_PREFIX": f"test-{uuid.uuid4().hex}"}
-        settings |= config
-        search = SearchService.open(settings["DATA_DIR"], embedder=embedder)
-        app = create_app(settings, generator=None if backend == "redis" else generator, search=search)
-        if backend == "redis":
-            workers.append(ThreadWorkers(generator, settings["REDIS_URL"], settings["REDIS_PREFIX"]))
-        apps.append(app)
-        return app
+            url, prefix = request.getfixturevalue("redis_url"), f"test-{uuid.uuid4().hex}"
+            settings |= {"REDIS_URL": url, "REDIS_PREFIX": prefix}
+            workers.append(ThreadWorkers(gated_generator, url, prefix))
+        apps.append(serve(tmp_path / f"data-{len(apps)}", **(settings | config)))
+        return apps[-1]
 
     yield make
     for worker in workers:
         worker.stop()
     for app in apps:
-        app.extensions["demo"].jobs.close()
-        app.extensions["demo"].search.close()
+        get_services(app).jobs.close()
+        get_services(app).search.close()
 
 
 @pytest.fixture
@@ -128,12 +187,30 @@ def client(app):
     return app.test_client()
 
 
-def wait_for(client, job_id: str, timeout: float = 60) -> dict:
-    """Poll the API as a browser would until the job has finished."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/api/jobs/{job_id}").get_json()
-        if job["status"] in ("done", "failed"):
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not finish in {timeout} s")
+@pytest.fixture(scope="session")
+def wait_for():
+    """`wait_for(client, job_id, until=FINISHED)`: poll the API as a browser would until the job's status is in
+    `until`; the timeout only turns a hang into a failure."""
+
+    def wait(client, job_id: str, until=FINISHED, timeout: float = 300) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = client.get(f"/api/jobs/{job_id}").get_json()
+            if job["status"] in until:
+                return job
+            time.sleep(0.02)
+        raise AssertionError(f"job {job_id} never reached {sorted(until)} in {timeout} s")
+
+    return wait
+
+
+@pytest.fixture(scope="session")
+def png():
+    """`png(mode="RGB", size=64, colour=(255, 0, 0))`: the bytes of a one-colour PNG."""
+
+    def make(mode: str = "RGB", size: int = 64, colour=(255, 0, 0)) -> bytes:
+        buffer = io.BytesIO()
+        Image.new(mode, (size, size), colour if mode == "RGB" else 0).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    return make

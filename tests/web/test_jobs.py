@@ -15,7 +15,8 @@ import pytest
 import redis
 from PIL import Image
 
-from demo.jobs import (
+from demo.generation.request import Cancelled, GenerationError, Request, Result, total_steps
+from demo.web.jobs import (
     CANCELLED,
     INTERRUPTED,
     Job,
@@ -25,10 +26,8 @@ from demo.jobs import (
     JobStore,
     QueueFull,
     TooManyJobs,
-    job_json,
 )
-from demo.pipeline import Cancelled, GenerationError, Generator, Request, Result
-from demo.redis_jobs import LOST, RedisJobs
+from demo.web.redis_jobs import LOST, RedisJobs
 from tests.web.conftest import BACKENDS, ThreadWorkers
 
 
@@ -57,11 +56,20 @@ class FakeGenerator:
 
 def output_of(result: Result, job_id: str | None = None) -> JobOutput:
     prompt = result.parameters[0]["prompt"]
-    return JobOutput([f"/images/{prompt}.png"], [0], result.seeds)
+    return JobOutput([f"{prompt}.png"], [0], result.seeds)
+
+
+def runner(fake: FakeGenerator):
+    """What the in-process queue runs: the fake generator, then its output."""
+
+    def run(request: Request, progress, cancel: threading.Event) -> JobOutput:
+        return output_of(fake(request, progress, cancel))
+
+    return run
 
 
 def job(prompt: str, **fields) -> Request:
-    return Request(prompt, steps=3, strength=1.0, **fields)  # validated enough for `Generator.total_steps`
+    return Request(prompt, steps=3, strength=1.0, **fields)  # validated enough for `total_steps`
 
 
 class Harness:
@@ -79,8 +87,7 @@ class Harness:
         if self.backend == "redis":
             return RedisJobs(redis.Redis.from_url(self.redis_url), output_of, self.prefix, max_queued, per_owner, keep)
         store = JobStore(self.tmp_path / "jobs.sqlite3", keep)
-        run = lambda request, progress, cancel: output_of(self.fake(request, progress, cancel))
-        return JobQueue(run, Generator.total_steps, store, max_queued, per_owner)
+        return JobQueue(runner(self.fake), total_steps, store, max_queued, per_owner)
 
     def restart(self):
         self.queue.close()
@@ -118,9 +125,8 @@ def test_jobs_run_in_order_and_report_progress(harness):
     assert harness.fake.started == ["a", "b"]
     for done in (queue.get(first.id, "me"), second):
         assert done.status == "done" and done.step == done.total_steps == 3
-    assert second.output.images == ["/images/b.png"]
-    body = job_json(second, queue.position(second))
-    assert body["status"] == "done" and body["images"] == ["/images/b.png"] and body["queue_position"] == 0
+    assert second.output.images == ["b.png"]
+    assert queue.position(second) == 0
 
 
 def test_one_client_cannot_fill_the_queue_for_everyone(harness):
@@ -231,7 +237,7 @@ def test_jobs_survive_a_restart(harness):
     waiting = queue.submit("you", "img2img", job("waiting", init_image=Image.new("RGB", (16, 16), "red")))
     queue = harness.restart()  # in-process, the running job stops with its process; on Redis its worker goes on
     fake.go.set()
-    assert queue.get(done.id, "me").output.images == ["/images/before.png"]  # its page still answers
+    assert queue.get(done.id, "me").output.images == ["before.png"]  # its page still answers
     assert queue.wait(waiting.id, "you", timeout=30).status == "done" and fake.started.count("waiting") == 1
     assert queue.wait(running.id, "me", timeout=30).status in ("done", "failed")  # never lost
 
@@ -243,8 +249,7 @@ def test_a_job_running_when_the_process_was_killed_fails_with_a_reason(tmp_path)
     store.save(Job("queued-id", "me", "txt2img", job("was waiting"), 3))
     store.close()
     fake = FakeGenerator()
-    run = lambda request, progress, cancel: output_of(fake(request, progress, cancel))
-    queue = JobQueue(run, Generator.total_steps, JobStore(tmp_path / "jobs.sqlite3"))
+    queue = JobQueue(runner(fake), total_steps, JobStore(tmp_path / "jobs.sqlite3"))
     try:
         interrupted = queue.get("running-id", "me")
         assert interrupted.status == "failed" and interrupted.error == INTERRUPTED

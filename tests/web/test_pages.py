@@ -5,11 +5,7 @@ from __future__ import annotations
 import io
 import re
 
-from PIL import Image
-
-from demo.app import create_app
-from tests.web.conftest import PROMPT, wait_for
-from tests.web.test_api import png
+from demo.web.extensions import get_services
 
 
 def text(response) -> str:
@@ -24,66 +20,66 @@ def test_every_page_is_korean(client):
     assert "프롬프트" in text(client.get("/")) and "끌어다 놓거나" in text(client.get("/img2img"))
 
 
-def test_txt2img_form_to_job_page_to_result(client):
-    answer = client.post("/", data={"prompt": PROMPT, "steps": "6", "seed": "4", "refiner": "0"})
+def test_txt2img_form_to_job_page_to_result(client, prompt, wait_for):
+    answer = client.post("/", data={"prompt": prompt, "steps": "6", "seed": "4", "refiner": "0"})
     assert answer.status_code == 303
     job_id = answer.headers["Location"].rsplit("/", 1)[-1]
     page = text(client.get(f"/jobs/{job_id}"))
-    assert PROMPT in page and ("<progress" in page or "내려받기" in page)
+    assert prompt in page and ("<progress" in page or "내려받기" in page)
     job = wait_for(client, job_id)
     page = text(client.get(f"/jobs/{job_id}"))
     assert "<progress" not in page and job["images"][0] in page and "download" in page
     assert "시드</dt><dd>4" in page.replace("\n", "").replace(" ", "") or ">4<" in page
-    assert PROMPT in text(client.get("/"))  # "my jobs" lists it, so a reload finds it
+    assert prompt in text(client.get("/"))  # "my jobs" lists it, so a reload finds it
 
 
-def test_result_page_shows_similar_prompts_from_the_gallery(client):
+def test_result_page_shows_similar_prompts_from_the_gallery(client, prompt, wait_for):
     earlier = wait_for(client, client.post("/api/txt2img", json={"prompt": "흰 배경 왼쪽의 작은 빨간 원", "steps": 2}).json["id"])
-    job_id = client.post("/", data={"prompt": PROMPT, "steps": "2"}).headers["Location"].rsplit("/", 1)[-1]
+    job_id = client.post("/", data={"prompt": prompt, "steps": "2"}).headers["Location"].rsplit("/", 1)[-1]
     wait_for(client, job_id)
     page = text(client.get(f"/jobs/{job_id}"))
     similar = page.split("비슷한 프롬프트", 1)[1]
     assert earlier["images"][0] in similar and "흰 배경 왼쪽의 작은 빨간 원" in similar
 
 
-def test_form_errors_keep_the_input_and_say_why(client):
-    answer = client.post("/", data={"prompt": PROMPT, "steps": "0"})
+def test_form_errors_keep_the_input_and_say_why(client, prompt):
+    answer = client.post("/", data={"prompt": prompt, "steps": "0"})
     page = text(answer)
-    assert answer.status_code == 400 and "steps must be between 1 and 100" in page and PROMPT in page
+    assert answer.status_code == 400 and "steps must be between 1 and 100" in page and prompt in page
     answer = client.post("/", data={"prompt": ""})
     assert answer.status_code == 400 and "prompt is empty" in text(answer)
 
 
-def test_img2img_page_upload_and_errors(client):
+def test_img2img_page_upload_and_errors(client, prompt, png, wait_for):
     data = {"prompt": "검은 배경 가운데 노란 세모", "steps": "8", "image": (io.BytesIO(png()), "red.png")}
     answer = client.post("/img2img", data=data, content_type="multipart/form-data")
     assert answer.status_code == 303
     assert wait_for(client, answer.headers["Location"].rsplit("/", 1)[-1])["status"] == "done"
-    missing = client.post("/img2img", data={"prompt": PROMPT}, content_type="multipart/form-data")
+    missing = client.post("/img2img", data={"prompt": prompt}, content_type="multipart/form-data")
     assert missing.status_code == 400 and "이미지 파일을 골라" in text(missing)
-    junk = client.post("/img2img", data={"prompt": PROMPT, "image": (io.BytesIO(b"GIF89a junk"), "x.gif")}, content_type="multipart/form-data")
+    junk = client.post("/img2img", data={"prompt": prompt, "image": (io.BytesIO(b"GIF89a junk"), "x.gif")}, content_type="multipart/form-data")
     assert junk.status_code == 400 and "not a readable image" in text(junk)
 
 
-def test_cancel_from_the_job_page(client, generator):
-    with generator._lock:
-        job_id = client.post("/", data={"prompt": PROMPT, "steps": "2"}).headers["Location"].rsplit("/", 1)[-1]
+def test_cancel_from_the_job_page(client, held, prompt, wait_for):
+    with held():
+        job_id = client.post("/", data={"prompt": prompt, "steps": "2"}).headers["Location"].rsplit("/", 1)[-1]
         assert client.post(f"/jobs/{job_id}/cancel").status_code == 303
     wait_for(client, job_id)
     assert "작업이 취소되었습니다" in text(client.get(f"/jobs/{job_id}"))
 
 
-def test_someone_elses_job_page_is_not_found(app):
-    job_id = app.test_client().post("/", data={"prompt": PROMPT, "steps": "1"}).headers["Location"].rsplit("/", 1)[-1]
+def test_someone_elses_job_page_is_not_found(app, prompt):
+    job_id = app.test_client().post("/", data={"prompt": prompt, "steps": "1"}).headers["Location"].rsplit("/", 1)[-1]
     stranger = app.test_client()
     assert stranger.get(f"/jobs/{job_id}").status_code == 404
     assert stranger.post(f"/jobs/{job_id}/cancel").status_code == 404
 
 
-def test_search_page_by_text_and_by_image(client):
-    job = wait_for(client, client.post("/api/txt2img", json={"prompt": PROMPT, "steps": 3}).json["id"])
+def test_search_page_by_text_and_by_image(client, prompt, wait_for):
+    job = wait_for(client, client.post("/api/txt2img", json={"prompt": prompt, "steps": 3}).json["id"])
     page = text(client.get("/search", query_string={"q": "빨간 동그라미"}))
-    assert job["images"][0] in page and PROMPT in page and "유사도" in page and "이 프롬프트 쓰기" in page
+    assert job["images"][0] in page and prompt in page and "유사도" in page and "이 프롬프트 쓰기" in page
     by_image = client.post("/search", data={"image": (io.BytesIO(client.get(job["images"][0]).data), "q.png")}, content_type="multipart/form-data")
     assert by_image.status_code == 200 and job["images"][0] in text(by_image)
     bad = client.get("/search", query_string={"q": "원", "k": "-1"})
@@ -94,7 +90,7 @@ def test_reusing_a_prompt_fills_the_form(client):
     assert "노란 별</textarea>" in text(client.get("/", query_string={"prompt": "노란 별"}))
 
 
-def test_a_prompt_with_html_shows_as_text(client):
+def test_a_prompt_with_html_shows_as_text(client, wait_for):
     evil = '<script>alert("x")</script><img src=x onerror=alert(1)> 빨간 원'
     job = wait_for(client, client.post("/api/txt2img", json={"prompt": evil, "steps": 1}).json["id"])
     for page in (text(client.get(f"/jobs/{job['id']}")), text(client.get("/gallery")), text(client.get("/search?q=빨간 원"))):
@@ -102,7 +98,7 @@ def test_a_prompt_with_html_shows_as_text(client):
         assert "&lt;script&gt;" in page
 
 
-def test_gallery_pages(make_app):
+def test_gallery_pages(make_app, wait_for):
     client = make_app(PAGE_SIZE=2).test_client()
     for colour in ("빨간", "파란", "노란"):
         wait_for(client, client.post("/api/txt2img", json={"prompt": f"{colour} 별", "steps": 1}).json["id"])
@@ -119,13 +115,13 @@ def test_images_are_served_only_from_the_gallery(app, client):
         assert answer.status_code == 404 and app.config["SECRET_KEY"] not in text(answer), path
 
 
-def test_forms_need_a_csrf_token(make_app):
+def test_forms_need_a_csrf_token(make_app, prompt):
     client = make_app(WTF_CSRF_ENABLED=True).test_client()
-    refused = client.post("/", data={"prompt": PROMPT})
+    refused = client.post("/", data={"prompt": prompt})
     assert refused.status_code == 400 and "reload the page" in text(refused)
     token = re.search(r'name="csrf_token" value="([^"]+)"', text(client.get("/"))).group(1)
-    assert client.post("/", data={"prompt": PROMPT, "steps": "1", "csrf_token": token}).status_code == 303
-    assert client.post("/api/txt2img", json={"prompt": PROMPT, "steps": 1}).status_code == 202  # the API takes JSON
+    assert client.post("/", data={"prompt": prompt, "steps": "1", "csrf_token": token}).status_code == 303
+    assert client.post("/api/txt2img", json={"prompt": prompt, "steps": 1}).status_code == 202  # the API takes JSON
 
 
 def test_not_found_page_and_no_debug_by_default(app, client):
@@ -134,16 +130,8 @@ def test_not_found_page_and_no_debug_by_default(app, client):
     assert not app.debug
 
 
-def test_secret_key_survives_a_restart(tmp_path, generator, embedder):
-    from demo.vector_search import SearchService
-
-    keys = []
-    for _ in range(2):
-        search = SearchService.open(tmp_path, embedder=embedder)
-        app = create_app({"DATA_DIR": str(tmp_path), "SEED_GALLERY": 0}, generator=generator, search=search)
-        keys.append(app.config["SECRET_KEY"])
-        app.extensions["demo"].jobs.close()
-        search.close()
+def test_secret_key_survives_a_restart(tmp_path, make_app):
+    keys = [make_app(DATA_DIR=str(tmp_path)).config["SECRET_KEY"] for _ in range(2)]
     assert keys[0] == keys[1] and len(keys[0]) == 64
 
 
@@ -151,5 +139,5 @@ def test_settings_come_from_the_environment(monkeypatch, make_app):
     monkeypatch.setenv("KOIMG_QUEUE_SIZE", "3")
     monkeypatch.setenv("KOIMG_MAX_CONTENT_LENGTH", "12345")
     app = make_app()
-    assert app.config["QUEUE_SIZE"] == 3 and app.extensions["demo"].jobs.max_queued == 3
+    assert app.config["QUEUE_SIZE"] == 3 and get_services(app).jobs.max_queued == 3
     assert app.config["MAX_CONTENT_LENGTH"] == 12345

@@ -10,9 +10,9 @@ import time
 import pytest
 from PIL import Image
 
-from demo.vector_search import SearchService, seed_gallery
-from tests.web.conftest import PROMPT, wait_for
-from tests.web.test_api import png
+from demo.search.seeding import seed_gallery
+from demo.search.service import SearchService
+from demo.web.extensions import get_services
 
 
 class ProcessorSpy:
@@ -33,7 +33,7 @@ class ProcessorSpy:
 
 def test_a_thin_tall_upload_is_cropped_before_clip_resizes_it(app, embedder, monkeypatch):
     """16×1,048,576 px (exactly MAX_PIXELS, 50 kB as PNG) took 21 s and 4 GB: the short side was resized first."""
-    app.extensions["demo"].search.add(Image.new("RGB", (64, 64), "white"), "흰 배경")
+    get_services(app).search.add(Image.new("RGB", (64, 64), "white"), "흰 배경")
     client = app.test_client()
     buffer = io.BytesIO()
     Image.new("L", (16, 1_048_576), 200).save(buffer, format="PNG")
@@ -45,12 +45,12 @@ def test_a_thin_tall_upload_is_cropped_before_clip_resizes_it(app, embedder, mon
 
 
 @pytest.mark.parametrize("fields", [{"steps": "1"}, {"steps": "10", "strength": "0.0001"}])
-def test_img2img_that_would_run_no_step_is_a_400(client, fields):
-    data = {"prompt": PROMPT, "image": (io.BytesIO(png()), "in.png")} | fields
+def test_img2img_that_would_run_no_step_is_a_400(client, fields, prompt, png):
+    data = {"prompt": prompt, "image": (io.BytesIO(png()), "in.png")} | fields
     answer = client.post("/api/img2img", data=data, content_type="multipart/form-data")
     assert answer.status_code == 400 and "int(steps × strength)" in answer.json["error"]
     assert client.get("/api/jobs").json == []
-    page = client.post("/img2img", data={"prompt": PROMPT, "image": (io.BytesIO(png()), "in.png")} | fields)
+    page = client.post("/img2img", data={"prompt": prompt, "image": (io.BytesIO(png()), "in.png")} | fields)
     assert page.status_code == 400 and "int(steps × strength)" in page.get_data(as_text=True)
 
 
@@ -61,8 +61,6 @@ def test_unencodable_text_is_a_400_and_the_pages_still_answer(client):
         assert answer.status_code == 400 and "not valid Unicode" in answer.json["error"], answer.json
     assert client.get("/api/jobs").json == []
     assert [client.get(path).status_code for path in ("/", "/img2img")] == [200, 200]
-
-
 
 
 @pytest.mark.parametrize("body", ["[" * 100_000 + "]" * 100_000, '{"prompt": ' * 50_000 + "1" + "}" * 50_000])
@@ -81,8 +79,8 @@ def test_gallery_page_beyond_64_bits_is_a_400(client, before):
     assert client.get("/api/gallery", query_string={"before": "9223372036854775807"}).json == []
 
 
-def test_a_form_with_too_many_fields_says_so(client):
-    data = {f"field{i}": "x" for i in range(3000)} | {"prompt": PROMPT}
+def test_a_form_with_too_many_fields_says_so(client, prompt):
+    data = {f"field{i}": "x" for i in range(3000)} | {"prompt": prompt}
     for path in ("/api/img2img", "/img2img"):
         answer = client.post(path, data=data, content_type="multipart/form-data")
         assert answer.status_code == 413
@@ -90,8 +88,10 @@ def test_a_form_with_too_many_fields_says_so(client):
         assert "larger than the limit" not in answer.get_data(as_text=True)
 
 
-def test_control_characters_are_stripped_from_prompts(client):
-    answer = client.post("/api/txt2img", json={"prompt": "빨간\x1b[31m 원\x00\x9b", "negative_prompt": "a\r\nb", "steps": 1})
+def test_control_characters_are_stripped_from_prompts(client, wait_for):
+    answer = client.post(
+        "/api/txt2img", json={"prompt": "빨간\x1b[31m 원\x00\x9b", "negative_prompt": "a\r\nb", "steps": 1}
+    )
     assert answer.status_code == 202 and answer.json["prompt"] == "빨간[31m 원"
     wait_for(client, answer.json["id"])
     record = client.get("/api/gallery").json[0]
@@ -100,11 +100,13 @@ def test_control_characters_are_stripped_from_prompts(client):
     assert only_controls.status_code == 400 and "prompt is empty" in only_controls.json["error"]
 
 
-def test_security_headers_on_every_response(client):
-    job = client.post("/api/txt2img", json={"prompt": PROMPT, "steps": 1}).json
+def test_security_headers_on_every_response(client, prompt, wait_for):
+    job = client.post("/api/txt2img", json={"prompt": prompt, "steps": 1}).json
     image = wait_for(client, job["id"])["images"][0]
-    responses = [client.get(path) for path in ("/", "/gallery", "/static/app.js", "/api/jobs", image, "/nothing",
-                                               "/api/nothing", "/api/txt2img")]
+    responses = [
+        client.get(path)
+        for path in ("/", "/gallery", "/static/app.js", "/api/jobs", image, "/nothing", "/api/nothing", "/api/txt2img")
+    ]
     responses.append(client.post("/api/txt2img", json={"prompt": ""}))
     assert sorted({r.status_code for r in responses}) == [200, 400, 404, 405]
     for response in responses:
@@ -114,9 +116,9 @@ def test_security_headers_on_every_response(client):
         assert response.headers["Referrer-Policy"] == "same-origin"
 
 
-def test_data_files_are_readable_by_their_owner_only(app, tmp_path):
+def test_data_files_are_readable_by_their_owner_only(app, tmp_path, prompt, wait_for):
     client = app.test_client()
-    wait_for(client, client.post("/api/txt2img", json={"prompt": PROMPT, "steps": 1}).json["id"])
+    wait_for(client, client.post("/api/txt2img", json={"prompt": prompt, "steps": 1}).json["id"])
     data = tmp_path / "data-0"
     for name in ("gallery.sqlite3", "gallery.sqlite3-wal", "jobs.sqlite3", "secret_key"):
         assert oct((data / name).stat().st_mode & 0o777) == "0o600", name
@@ -138,7 +140,7 @@ def test_interrupted_seeding_resumes_to_its_count(make_app, tmp_path, generator,
     first = seed_gallery(service, generator, count=1, steps=1)
     service.close()
     (data / "seeding").touch()
-    search = make_app(SEED_GALLERY=3, SEED_GALLERY_STEPS=1).extensions["demo"].search
+    search = get_services(make_app(SEED_GALLERY=3, SEED_GALLERY_STEPS=1)).search
     deadline = time.monotonic() + 120
     while (data / "seeding").exists() and time.monotonic() < deadline:  # the app's seeding thread ends with it
         time.sleep(0.05)

@@ -31,7 +31,9 @@ def _reason(error: HTTPException) -> str:
             f"{request.max_form_memory_size // 1024} kB"
         )
     if isinstance(error, CSRFError):
-        return f"the form has expired or was not sent from this site ({error.description}); reload the page and try again"
+        return (
+            f"the form has expired or was not sent from this site ({error.description}); reload the page and try again"
+        )
     return error.description or error.name
 
 

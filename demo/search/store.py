@@ -24,7 +24,7 @@ from typing import Iterable, Iterator
 import numpy as np
 from PIL import Image
 
-from demo.images import write_png
+from demo.generation.images import write_png
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (

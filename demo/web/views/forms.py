@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from flask import session
 from werkzeug.datastructures import FileStorage
 
-from demo.config import GeneratorConfig
-from demo.images import ImageError, open_upload
-from demo.pipeline import GenerationError, Request, validate
-from demo.text import TextError, clean_text
+from demo.generation.config import GeneratorConfig
+from demo.generation.images import ImageError, open_upload
+from demo.generation.request import GenerationError, Request, validate
+from demo.generation.text import TextError, clean_text
 
 TRUE = {"1", "true", "on", "yes"}
 FALSE = {"0", "false", "off", "no", ""}
@@ -61,9 +62,12 @@ def _text(fields: Mapping[str, Any], name: str) -> str:
         return clean_text(value, name)
     except TextError as error:
         raise FormError(str(error)) from None
+    return value
 
 
-def generation_request(fields: Mapping[str, Any], config: GeneratorConfig, upload: FileStorage | None = None) -> Request:
+def generation_request(
+    fields: Mapping[str, Any], config: GeneratorConfig, upload: FileStorage | None = None
+) -> Request:
     """A validated request from the txt2img/img2img fields (form or JSON); `GenerationError` says what is wrong."""
     init_image = None
     if upload is not None:

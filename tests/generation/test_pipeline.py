@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from demo.config import load_config
 from demo.generate import main as generate_cli
-from demo.images import read_parameters, write_png
-from demo.pipeline import Cancelled, GenerationError, Request
+from demo.generation.config import load_config
+from demo.generation.images import read_parameters, write_png
+from demo.generation.request import Cancelled, GenerationError, Request
 from miniworld.world import Scene, render
 
 PROMPT = "흰 배경 왼쪽에 있는 큰 빨간 원"  # a large red circle on the left on a white background

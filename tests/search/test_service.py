@@ -5,7 +5,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -13,17 +12,20 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-import demo.prompt_index
-from demo.config import resolve
-from demo.embeddings import PromptEmbedder, is_korean
-from demo.gallery import GalleryStore, NewRecord
-from demo.prompt_index import IndexSettings, PromptIndex, SearchError
-from demo.vector_search import SearchConfig, SearchService, load_search_config, main, seed_gallery
+import demo.search.index
+from demo.generation.config import resolve
+from demo.search.cli import main
+from demo.search.embeddings import PromptEmbedder, is_korean
+from demo.search.importers import import_prompts
+from demo.search.index import IndexSettings, PromptIndex, SearchError
+from demo.search.seeding import seed_gallery
+from demo.search.service import SearchConfig, SearchService, load_search_config
+from demo.search.store import GalleryStore, NewRecord
 from miniworld.korean import korean_captions
 from miniworld.paths import CLIP_DIR, KOREAN_ENCODER_DIR
 from miniworld.world import Scene, all_scenes, english_caption, render
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SCENE = Scene("red", "circle", "large", "left", "white")
 
 
@@ -69,7 +71,7 @@ def test_korean_query_finds_the_english_prompt_of_the_same_scene_at_rank_1(miniw
         query = korean_captions(scene, 1, rng)[0]
         top = miniworld_gallery.search_text(query, k=3)
         assert top[0].record.prompt == english_caption(scene), query
-        assert top[0].score > top[1].score and top[0].image_url == f"/images/test/{top[0].record.id - 1}.png"
+        assert top[0].score > top[1].score and top[0].record.image == f"test/{top[0].record.id - 1}.png"
 
 
 def test_english_query_finds_a_korean_prompt(tmp_path, embedder):
@@ -92,7 +94,7 @@ def test_min_score_leaves_out_weaker_matches(miniworld_gallery):
     cut = results[3].score
     kept = miniworld_gallery.search_text("a large red circle on the left on a white background", k=10, min_score=cut)
     assert [r.record.id for r in kept] == [r.record.id for r in results if r.score >= cut] and len(kept) < 10
-    assert results[0].score > 0.99 and results[0].as_json().keys() >= {"prompt", "score", "image"}
+    assert results[0].score > 0.99 and results[0].as_json(str).keys() >= {"prompt", "score", "image"}
 
 
 def test_clear_errors_for_bad_queries(tmp_path, miniworld_gallery, embedder):
@@ -155,34 +157,58 @@ def test_a_new_image_is_found_at_once_and_after_the_background_rebuild(tmp_path,
 
 
 def test_a_killed_rebuild_leaves_the_old_index_answering(tmp_path):
+    """A rebuild in another process is killed while it adds items, then once its trees are built (the moment
+    before it writes the ids and switches the manifest); each time the process says where it is and waits."""
     directory, vectors = tmp_path / "index", unit_vectors(200, 16, 0)
     PromptIndex(directory, 16, IndexSettings(trees=4)).rebuild([(np.arange(1, 201), vectors)])
     manifest = (directory / "index.json").read_text()
     builder = textwrap.dedent(
         f"""
+        import sys
         import numpy as np
-        from demo.prompt_index import IndexSettings, PromptIndex
-        index = PromptIndex({str(directory)!r}, 16, IndexSettings(trees=200))
-        vectors = np.random.default_rng(1).standard_normal((300_000, 16)).astype(np.float32)
-        print("building", flush=True)
+        import demo.search.index
+        from demo.search.index import IndexSettings, PromptIndex
+        stop_at = sys.argv[1]
+
+        class Announcing(demo.search.index.AnnoyIndex):
+            added = 0
+
+            def add_item(self, i, vector):
+                super().add_item(i, vector)
+                self.added += 1
+                if stop_at == "adding" and self.added == 1000:
+                    self.stop()
+
+            def build(self, *args, **kwargs):
+                built = super().build(*args, **kwargs)
+                if stop_at == "built":
+                    self.stop()
+                return built
+
+            @staticmethod
+            def stop():
+                print(stop_at, flush=True)
+                sys.stdin.read()  # until killed
+
+        demo.search.index.AnnoyIndex = Announcing
+        index = PromptIndex({str(directory)!r}, 16, IndexSettings(trees=10))
+        vectors = np.random.default_rng(1).standard_normal((3_000, 16)).astype(np.float32)
         index.rebuild([(np.arange(1, len(vectors) + 1), vectors)])
         print("finished", flush=True)
         """
     )
-    for delay in (0.2, 2.0):  # while adding items, then (most likely) while building trees
-        files = set(directory.glob("prompts-*.ann"))
-        process = subprocess.Popen([sys.executable, "-c", builder], cwd=REPO, stdout=subprocess.PIPE, text=True)
-        assert process.stdout.readline().strip() == "building"
-        while not set(directory.glob("prompts-*.ann")) - files:  # until the new generation's file is being written
-            time.sleep(0.05)
-        time.sleep(delay)
+    for stop_at in ("adding", "built"):
+        command = [sys.executable, "-c", builder, stop_at]
+        process = subprocess.Popen(command, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert process.stdout.readline().strip() == stop_at
         os.kill(process.pid, signal.SIGKILL)
         assert process.wait() == -signal.SIGKILL
 
         assert (directory / "index.json").read_text() == manifest
         survivor = PromptIndex(directory, 16)
         assert survivor.built == 200 and [h.id for h in survivor.search(vectors[9], k=1)] == [10]
-    survivor.rebuild([(np.arange(1, 201), vectors)])  # the next build clears what the dead one left
+    assert len(list(directory.glob("prompts-*"))) > 2  # what the dead builds left
+    survivor.rebuild([(np.arange(1, 201), vectors)])  # the next build clears it
     assert len(list(directory.glob("prompts-*"))) == 2
 
 
@@ -194,7 +220,7 @@ def test_an_interrupted_swap_keeps_the_old_index_and_the_new_vectors(tmp_path, m
     def power_cut(source, target):
         raise OSError("the machine went down before the switch")
 
-    monkeypatch.setattr(demo.prompt_index.os, "replace", power_cut)
+    monkeypatch.setattr(demo.search.index.os, "replace", power_cut)
     assert index.rebuild_in_background(lambda: [(np.arange(1, 102), vectors)])
     index.wait()
     assert isinstance(index.last_error, OSError) and index.built == 100 and index.buffered == 1
@@ -227,7 +253,7 @@ def prompt_table(dump: Path, scenes: list[Scene], extra_rows: tuple[dict, ...] =
 def test_importing_into_an_open_gallery_indexes_each_record_once(tmp_path, embedder):
     fill(tmp_path / "data", [english_caption(s) for s in all_scenes()[-3:]], embedder)
     service = SearchService.open(tmp_path / "data", embedder=embedder)
-    counts = service.import_prompts(prompt_table(tmp_path / "dump", all_scenes()[:2]))
+    counts = import_prompts(service, prompt_table(tmp_path / "dump", all_scenes()[:2]))
     assert counts["added"] == 2 and len(service) == 5
     assert sorted(r.record.id for r in service.search_text("a small red circle", k=10)) == [1, 2, 3, 4, 5]
 

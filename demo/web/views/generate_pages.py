@@ -1,29 +1,27 @@
-"""Pages: text→image and image→image forms, and the page of one job (live progress, then its images)."""
+"""Pages of the `generate` blueprint: the text→image and image→image forms, and one job's page (progress, images)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 
-from demo.app import services
-from demo.jobs import JobNotFound, QueueFull, TooManyJobs
-from demo.pipeline import GenerationError
-from demo.vector_search import SearchError
-from demo.views.forms import generation_request, owner
+from demo.generation.request import GenerationError
+from demo.search.index import SearchError
+from demo.web.extensions import get_services
+from demo.web.jobs import JobNotFound, QueueFull, TooManyJobs
+from demo.web.views.forms import generation_request, owner
 
 bp = Blueprint("generate", __name__)
 
 
 def _form_page(kind: str, error: str | None = None, status: int = 200):
-    s = services()
+    s = get_services()
     fields = request.form if request.method == "POST" else request.args
-    page = render_template(
-        f"{kind}.html", config=s.config, fields=fields, error=error, jobs=s.jobs.jobs(owner())[:8]
-    )
+    page = render_template(f"{kind}.html", config=s.config, fields=fields, error=error, jobs=s.jobs.jobs(owner())[:8])
     return page, status
 
 
 def _submit(kind: str):
-    s = services()
+    s = get_services()
     upload = request.files.get("image") if kind == "img2img" else None
     if kind == "img2img" and (upload is None or not upload.filename):
         return _form_page(kind, "이미지 파일을 골라 주세요 (choose an image file)", 400)
@@ -50,7 +48,7 @@ def img2img():
 
 @bp.get("/jobs/<job_id>")
 def job(job_id: str):
-    s = services()
+    s = get_services()
     try:
         job = s.jobs.get(job_id, owner())
     except JobNotFound:
@@ -69,7 +67,7 @@ def job(job_id: str):
 @bp.post("/jobs/<job_id>/cancel")
 def cancel(job_id: str):
     try:
-        services().jobs.cancel(job_id, owner())
+        get_services().jobs.cancel(job_id, owner())
     except JobNotFound:
         abort(404, "이 작업을 찾을 수 없습니다 (no such job in this browser)")
     return redirect(url_for("generate.job", job_id=job_id), code=303)

@@ -8,20 +8,21 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, jsonify, request, url_for
 
-from demo.app import services
-from demo.gallery import GalleryError
-from demo.jobs import Job, JobNotFound, QueueFull, TooManyJobs, job_json
-from demo.pipeline import GenerationError
-from demo.vector_search import SearchError, record_json
-from demo.views.forms import FormError, generation_request, number, owner
-from demo.views.gallery import page_of_records
-from demo.views.search import search_k
+from demo.generation.request import GenerationError
+from demo.search.index import SearchError
+from demo.search.store import GalleryError
+from demo.web.extensions import get_services
+from demo.web.jobs import Job, JobNotFound, QueueFull, TooManyJobs
+from demo.web.serializers import job_json, record_json, result_json
+from demo.web.views.forms import FormError, generation_request, number, owner
+from demo.web.views.gallery import page_of_records
+from demo.web.views.search import search_k
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 
 def _job_response(job: Job, status: int = 200):
-    response = jsonify(job_json(job, services().jobs.position(job)))
+    response = jsonify(job_json(job, get_services().jobs.position(job)))
     response.status_code = status
     if status == 202:
         response.headers["Location"] = url_for("api.job", job_id=job.id)
@@ -29,7 +30,7 @@ def _job_response(job: Job, status: int = 200):
 
 
 def _submit(kind: str, fields, upload=None):
-    s = services()
+    s = get_services()
     try:
         job = s.jobs.submit(owner(), kind, generation_request(fields, s.config, upload))
     except GenerationError as error:
@@ -43,7 +44,8 @@ def _submit(kind: str, fields, upload=None):
 
 @bp.post("/txt2img")
 def txt2img():
-    """JSON body with the form's fields: prompt, negative_prompt, seed, steps, guidance, size, num_images, refiner, refiner_strength."""
+    """JSON body with the form's fields: prompt, negative_prompt, seed, steps, guidance, size, num_images, refiner,
+    refiner_strength."""
     try:  # Flask's get_json would keep the reason from the client
         fields = current_app.json.loads(request.get_data()) if request.is_json else None
     except ValueError as error:
@@ -65,7 +67,7 @@ def img2img():
 @bp.get("/jobs")
 def jobs():
     """This session's jobs, newest first."""
-    s = services()
+    s = get_services()
     return jsonify([job_json(job, s.jobs.position(job)) for job in s.jobs.jobs(owner())])
 
 
@@ -79,18 +81,18 @@ def _own_job(action, job_id: str) -> Job:
 
 @bp.get("/jobs/<job_id>")
 def job(job_id: str):
-    return _job_response(_own_job(services().jobs.get, job_id))
+    return _job_response(_own_job(get_services().jobs.get, job_id))
 
 
 @bp.post("/jobs/<job_id>/cancel")
 def cancel(job_id: str):
-    return _job_response(_own_job(services().jobs.cancel, job_id))
+    return _job_response(_own_job(get_services().jobs.cancel, job_id))
 
 
 @bp.route("/search", methods=["GET", "POST"])
 def search():
     """GET ?q=TEXT&k=5[&min_score=0.5] by text; POST multipart `image` (and k, min_score) by image."""
-    s = services()
+    s = get_services()
     try:
         k, floor = search_k(), number(request.values, "min_score", float)
         if request.method == "POST":
@@ -102,7 +104,7 @@ def search():
             results = s.search.search_text(request.args.get("q", ""), k, floor)
     except (SearchError, FormError) as error:
         abort(400, str(error))
-    return jsonify({"query": request.args.get("q"), "k": k, "results": [r.as_json() for r in results]})
+    return jsonify({"query": request.args.get("q"), "k": k, "results": [result_json(r) for r in results]})
 
 
 @bp.get("/gallery")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template, request
 
-from demo.app import services
-from demo.vector_search import SearchError
-from demo.views.forms import FormError, number
+from demo.search.index import SearchError
+from demo.web.extensions import get_services
+from demo.web.views.forms import FormError, number
 
 DEFAULT_K = 12
 
@@ -28,9 +28,9 @@ def search():
     try:
         k = search_k()
         if upload is not None:
-            results = services().search.search_image(upload.read(), k)
+            results = get_services().search.search_image(upload.read(), k)
         elif query.strip():
-            results = services().search.search_text(query, k)
+            results = get_services().search.search_text(query, k)
     except (SearchError, FormError) as exc:
         error, status = str(exc), 400
     by_image = upload is not None and error is None

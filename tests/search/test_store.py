@@ -4,19 +4,18 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-import demo.gallery
-from demo.gallery import GalleryError, GalleryStore, NewRecord
-from demo.images import read_parameters
+import demo.search.store
+from demo.generation.images import read_parameters
+from demo.search.store import GalleryError, GalleryStore, NewRecord
 from miniworld.world import Scene, render
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SCENE = Scene("red", "circle", "large", "left", "white")
 
 
@@ -64,7 +63,7 @@ def test_a_record_whose_image_could_not_be_written_is_not_kept(tmp_path, monkeyp
     def disk_full(image, path, parameters):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(demo.gallery, "write_png", disk_full)
+    monkeypatch.setattr(demo.search.store, "write_png", disk_full)
     with pytest.raises(OSError, match="No space"):
         store.add(render(SCENE, 1), "lost", vector(1))
     assert store.count() == 1 and [r.prompt for r in store.history()] == ["kept"]
@@ -83,11 +82,12 @@ def test_a_failed_commit_leaves_no_image_behind(tmp_path, monkeypatch):
 
 
 def test_killing_the_writer_never_leaves_a_record_without_its_image(tmp_path):
-    """A process adding images as fast as it can is killed at a random moment, twice."""
+    """A process adding images as fast as it can is killed mid-stream, twice: after 3 and after 20 records, while
+    it is writing the next one (it never waits for us)."""
     writer = textwrap.dedent(
         f"""
         import numpy as np
-        from demo.gallery import GalleryStore
+        from demo.search.store import GalleryStore
         from miniworld.world import Scene, render
         store = GalleryStore({str(tmp_path)!r})
         image = render(Scene("red", "circle", "large", "left", "white"), 0)
@@ -95,22 +95,21 @@ def test_killing_the_writer_never_leaves_a_record_without_its_image(tmp_path):
         while True:
             store.add(image, f"prompt {{i}}", np.ones(8, np.float32) / 8 ** 0.5)
             i += 1
-            if i == 3:
-                print("writing", flush=True)
+            print(i, flush=True)
         """
     )
     before = 0
-    for delay in (0.05, 0.3):
+    for written in (3, 20):
         process = subprocess.Popen([sys.executable, "-c", writer], cwd=REPO, stdout=subprocess.PIPE, text=True)
-        assert process.stdout.readline().strip() == "writing"
-        time.sleep(delay)
+        while int(process.stdout.readline()) < written:
+            pass
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
         store = GalleryStore(tmp_path)
         with sqlite3.connect(tmp_path / "gallery.sqlite3") as db:
             assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         records = store.history(limit=1000)
-        assert len(records) > before and all(store.image_path(r.image).is_file() for r in records)
+        assert len(records) >= before + written and all(store.image_path(r.image).is_file() for r in records)
         assert sorted(p.name for p in (tmp_path / "images").iterdir()) == sorted(r.image for r in records)  # no orphan
         before = len(records)
         store.close()
@@ -147,7 +146,7 @@ def test_an_image_whose_record_a_crash_never_committed_is_swept_at_the_next_star
         f"""
         import os, signal
         import numpy as np
-        from demo.gallery import GalleryStore
+        from demo.search.store import GalleryStore
         from miniworld.world import Scene, render
         store = GalleryStore({str(tmp_path)!r})
         store.add(render(Scene("red", "circle", "large", "left", "white"), 0), "kept", np.ones(8, np.float32))

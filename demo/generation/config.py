@@ -1,4 +1,4 @@
-"""Generator configuration: a YAML file (shipped: `embedded`, `sd2-sdxl`) read once into a typed dataclass."""
+"""Image generator configuration: a YAML file (shipped: `embedded`, `sd2-sdxl`) read once into a typed dataclass."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def resolve(value: str) -> str:

@@ -24,7 +24,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 from annoy import AnnoyIndex
 
-from demo.gallery import sync_to_disk
+from demo.search.store import sync_to_disk
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class Hit:
 
 
 @dataclass(frozen=True)
-class Generation:
+class BuiltIndex:
     """One built Annoy index: its file, the record id of each item, and the newest record id it covers."""
 
     annoy: AnnoyIndex
@@ -87,10 +87,10 @@ def _exclusive(path: Path) -> Iterator[None]:
 
 
 class PromptIndex:
-    """Nearest record ids for a vector: an Annoy generation (when built) plus an exact buffer of newer vectors.
+    """Nearest record ids for a vector: a built Annoy index (when there is one) plus an exact buffer of newer vectors.
 
-    Files under `directory`: `index.json` names the current generation's `prompts-<stamp>.ann` and
-    `prompts-<stamp>.ids.npy`. Generations are never modified; switching the manifest (`os.replace`) is the only
+    Files under `directory`: `index.json` names the current build's `prompts-<stamp>.ann` and
+    `prompts-<stamp>.ids.npy`. Builds are never modified; switching the manifest (`os.replace`) is the only
     step that changes which one is current, so a reader sees the old index or the new one, never a mix.
     """
 
@@ -99,8 +99,8 @@ class PromptIndex:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.dim = dim
         self.settings = settings or IndexSettings()
-        self._lock = threading.Lock()  # guards the generation and the buffer
-        self._generation: Generation | None = self._load()
+        self._lock = threading.Lock()  # guards the built index and the buffer
+        self._built: BuiltIndex | None = self._load()
         self._buffer = np.zeros((0, dim), dtype=np.float32)
         self._buffer_ids = np.zeros(0, dtype=np.int64)
         self._buffered = 0
@@ -111,7 +111,7 @@ class PromptIndex:
         path = self.directory / MANIFEST
         return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
-    def _load(self) -> Generation | None:
+    def _load(self) -> BuiltIndex | None:
         manifest = self._manifest()
         if manifest is None:
             return None
@@ -122,12 +122,12 @@ class PromptIndex:
             )
         annoy = AnnoyIndex(self.dim, "angular")
         annoy.load(str(self.directory / manifest["annoy"]))  # memory-mapped, not read
-        return Generation(annoy, np.load(self.directory / manifest["ids"]), manifest["last_id"])
+        return BuiltIndex(annoy, np.load(self.directory / manifest["ids"]), manifest["last_id"])
 
     @property
     def last_id(self) -> int:
-        """The newest record id inside the Annoy generation (0 without one): newer ones belong in the buffer."""
-        return self._generation.last_id if self._generation else 0
+        """The newest record id inside the built Annoy index (0 without one): newer ones belong in the buffer."""
+        return self._built.last_id if self._built else 0
 
     @property
     def buffered(self) -> int:
@@ -135,13 +135,13 @@ class PromptIndex:
 
     @property
     def built(self) -> int:
-        return len(self._generation.ids) if self._generation else 0
+        return len(self._built.ids) if self._built else 0
 
     def __len__(self) -> int:
         return self.built + self._buffered
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Make vectors searchable now (exact buffer); ids already in the Annoy generation are skipped."""
+        """Make vectors searchable now (exact buffer); ids already in the built Annoy index are skipped."""
         ids, vectors = np.asarray(ids, dtype=np.int64), np.asarray(vectors, dtype=np.float32)
         if vectors.shape != (len(ids), self.dim):
             raise SearchError(f"expected {len(ids)} vectors of {self.dim} dimensions, got an array of shape {vectors.shape}")
@@ -162,16 +162,16 @@ class PromptIndex:
         if k < 1:
             raise SearchError("k must be at least 1")
         with self._lock:
-            generation, buffer, buffer_ids = self._generation, self._buffer[: self._buffered], self._buffer_ids[: self._buffered]
-        if generation is None and len(buffer) == 0:
+            built, buffer, buffer_ids = self._built, self._buffer[: self._buffered], self._buffer_ids[: self._buffered]
+        if built is None and len(buffer) == 0:
             raise SearchError("the gallery is empty: there is nothing to search yet")
         vector = np.asarray(vector, dtype=np.float32)
         hits: list[Hit] = []
-        if generation is not None:
+        if built is not None:
             search_k = self.settings.search_k * math.ceil(k / 10)
-            positions, distances = generation.annoy.get_nns_by_vector(vector.tolist(), k, search_k=search_k, include_distances=True)
+            positions, distances = built.annoy.get_nns_by_vector(vector.tolist(), k, search_k=search_k, include_distances=True)
             scores = angular_to_cosine(np.asarray(distances))
-            hits += [Hit(int(i), float(s)) for i, s in zip(generation.ids[np.asarray(positions, dtype=np.int64)], scores)]
+            hits += [Hit(int(i), float(s)) for i, s in zip(built.ids[np.asarray(positions, dtype=np.int64)], scores)]
         if len(buffer):
             rows, scores = exact_top_k(buffer, vector, k)
             hits += [Hit(int(i), float(s)) for i, s in zip(buffer_ids[rows], scores)]
@@ -182,12 +182,12 @@ class PromptIndex:
         """Past the crossover with nothing built yet, or with a full buffer."""
         if self._buffered == 0 or len(self) < self.settings.exact_below:
             return False
-        return self._generation is None or self._buffered >= self.settings.rebuild_after
+        return self._built is None or self._buffered >= self.settings.rebuild_after
 
     def rebuild(self, batches: Batches) -> None:
-        """Build a new generation from every vector (`batches`, in id order) and switch to it.
+        """Build a new Annoy index from every vector (`batches`, in id order) and switch to it.
 
-        Vectors added meanwhile stay in the buffer; the buffered ones the new generation covers leave it.
+        Vectors added meanwhile stay in the buffer; the buffered ones the new index covers leave it.
         """
         with _exclusive(self.directory / ".lock"):
             self._collect_garbage()
@@ -218,15 +218,15 @@ class PromptIndex:
             self._switch(self._load())
             self._collect_garbage()
 
-    def _switch(self, generation: Generation) -> None:
+    def _switch(self, built: BuiltIndex) -> None:
         with self._lock:
-            keep = self._buffer_ids[: self._buffered] > generation.last_id
+            keep = self._buffer_ids[: self._buffered] > built.last_id
             self._buffer, self._buffer_ids = self._buffer[: self._buffered][keep], self._buffer_ids[: self._buffered][keep]
             self._buffered = len(self._buffer_ids)
-            self._generation = generation  # in-flight searches keep the old one mapped until they finish
+            self._built = built  # in-flight searches keep the old one mapped until they finish
 
     def _collect_garbage(self) -> None:
-        """Remove what no manifest names: earlier generations and the remains of a build that died."""
+        """Remove what no manifest names: earlier builds and the remains of a build that died."""
         manifest = self._manifest() or {}
         current = {manifest.get("annoy"), manifest.get("ids")}
         for path in self.directory.iterdir():

@@ -8,7 +8,7 @@ each waiting client in turn, so one client can neither fill the queue nor hold e
 A client's last `keep_finished` finished jobs are kept (per client, so nobody's submissions evict another's).
 
 This module is the embedded backend (one process, records in SQLite, so queued jobs run after a restart and
-running ones fail with a reason); `demo.redis_jobs` keeps the same interface for a front and GPU workers apart.
+running ones fail with a reason); `demo.web.redis_jobs` keeps the same interface for a front and GPU workers apart.
 Both answer `submit`, `get`, `cancel`, `jobs`, `wait`, `position` and `close`.
 """
 
@@ -30,8 +30,8 @@ from typing import Any, Protocol, TypeVar
 
 from PIL import Image
 
-from demo.gallery import private_file
-from demo.pipeline import Cancelled, GenerationError, Request
+from demo.generation.request import Cancelled, GenerationError, Request
+from demo.search.store import private_file
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class JobNotFound(KeyError):
 
 @dataclass
 class JobOutput:
-    """What a finished job produced: image URLs and the gallery records behind them."""
+    """What a finished job produced: its gallery images (names, served by `demo.web.views.gallery`) and records."""
 
     images: list[str]
     record_ids: list[int]
@@ -121,10 +121,16 @@ def job_record(job: Job) -> dict[str, str | int | bytes]:
     request = {f.name: getattr(job.request, f.name) for f in fields(Request) if f.name != "init_image"}
     image = job.request.init_image
     return {
-        "id": job.id, "owner": job.owner, "kind": job.kind, "status": job.status, "step": job.step,
-        "total_steps": job.total_steps, "request": json.dumps(request, ensure_ascii=False),
+        "id": job.id,
+        "owner": job.owner,
+        "kind": job.kind,
+        "status": job.status,
+        "step": job.step,
+        "total_steps": job.total_steps,
+        "request": json.dumps(request, ensure_ascii=False),
         "init_image": png(image) if image is not None else b"",
-        "output": json.dumps(asdict(job.output), ensure_ascii=False) if job.output else "", "error": job.error or "",
+        "output": json.dumps(asdict(job.output), ensure_ascii=False) if job.output else "",
+        "error": job.error or "",
     }
 
 
@@ -135,29 +141,16 @@ def job_from_record(record: Mapping[str, Any]) -> Job:
         request.init_image = Image.open(io.BytesIO(record["init_image"])).convert("RGB")
     output = _text(record.get("output") or "")
     return Job(
-        _text(record["id"]), _text(record["owner"]), _text(record["kind"]), request, int(record["total_steps"]),
-        _text(record["status"]), int(record.get("step") or 0), JobOutput(**json.loads(output)) if output else None,
+        _text(record["id"]),
+        _text(record["owner"]),
+        _text(record["kind"]),
+        request,
+        int(record["total_steps"]),
+        _text(record["status"]),
+        int(record.get("step") or 0),
+        JobOutput(**json.loads(output)) if output else None,
         _text(record.get("error") or "") or None,
     )
-
-
-def job_json(job: Job, position: int) -> dict:
-    """The job as the API answers it."""
-    output = job.output
-    return {
-        "id": job.id,
-        "kind": job.kind,
-        "status": job.status,
-        "step": job.step,
-        "total_steps": job.total_steps,
-        "queue_position": position,
-        "images": output.images if output else [],
-        "seeds": output.seeds if output else [],
-        "notes": output.notes if output else [],
-        "error": job.error,
-        "cancelled": job.error == CANCELLED,
-        "prompt": job.request.prompt,
-    }
 
 
 SCHEMA = """
@@ -209,7 +202,7 @@ class JobStore:
 
     def _jobs(self, where: str, args: tuple) -> list[Job]:
         rows = self._execute(f"SELECT {COLUMNS} FROM jobs WHERE {where} ORDER BY seq", args)
-        return [job_from_record(dict(zip(COLUMNS.split(", "), row))) for row in rows]
+        return [job_from_record(dict(zip(COLUMNS.split(", "), row, strict=True))) for row in rows]
 
     def load(self, job_id: str) -> Job | None:
         found = self._jobs("id = ?", (job_id,))

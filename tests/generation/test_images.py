@@ -3,7 +3,7 @@ import io
 import pytest
 from PIL import Image
 
-from demo.images import ImageError, fit, open_upload, png_bytes, read_parameters, write_png
+from demo.generation.images import ImageError, fit, open_upload, png_bytes, read_parameters, write_png
 
 
 def encoded(image: Image.Image, fmt: str) -> bytes:

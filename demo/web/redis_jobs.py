@@ -1,6 +1,6 @@
 """The job queue on Redis: a stateless web front here, GPU workers (`python -m demo.worker`) elsewhere.
 
-Everything about a job lives in Redis: its record (a hash, the fields of `demo.jobs.job_record`), its progress and
+Everything about a job lives in Redis: its record (a hash, the fields of `demo.web.jobs.job_record`), its progress and
 cancel flag, its client's list of jobs, and the fair queue (a list of waiting job ids per client and a rotation of
 clients). Each submission also enqueues one RQ job that wakes a worker; a woken worker takes waiting jobs in the
 fair order (a Lua script: the next client in rotation gives its oldest job) until none is left, so it does not
@@ -27,7 +27,8 @@ import redis
 from PIL import Image
 from rq import Queue
 
-from demo.jobs import (
+from demo.generation.request import Request, Result, total_steps
+from demo.web.jobs import (
     CANCELLED,
     FINISHED,
     Job,
@@ -39,7 +40,6 @@ from demo.jobs import (
     job_record,
     round_robin,
 )
-from demo.pipeline import Generator, Request, Result
 
 log = logging.getLogger(__name__)
 
@@ -190,12 +190,13 @@ class RedisJobs:
 
     def submit(self, owner: str, kind: str, request: Request) -> Job:
         """Queue a validated request; `TooManyJobs` or `QueueFull` when it may not wait."""
-        job = Job(secrets.token_urlsafe(16), owner, kind, request, Generator.total_steps(request))
+        job = Job(secrets.token_urlsafe(16), owner, kind, request, total_steps(request))
         self._forget_old(owner)
         record = [value for pair in job_record(job).items() for value in pair]
         keys = [self.keys.job(job.id), self.keys.owner(owner), self.keys.waiting(owner), self.keys.rotation]
-        refused, count = self._submit(keys, [self.keys.prefix, job.id, owner, self.per_owner, self.max_queued,
-                                             self.max_age, *record])
+        refused, count = self._submit(
+            keys, [self.keys.prefix, job.id, owner, self.per_owner, self.max_queued, self.max_age, *record]
+        )
         if refused == 1:
             raise TooManyJobs(f"you already have {count} jobs waiting; wait for one to start, then try again")
         if refused == 2:
@@ -288,7 +289,9 @@ class RedisJobs:
                 output = self._store(Result(images, meta["seeds"], meta["parameters"], meta["notes"]), job_id)
             except Exception:
                 log.exception("storing job %s failed", job_id)
-                self.redis.hset(self.keys.job(job_id), mapping={"status": "failed", "error": "storing the images failed"})
+                self.redis.hset(
+                    self.keys.job(job_id), mapping={"status": "failed", "error": "storing the images failed"}
+                )
             else:
                 done = {"status": "done", "output": json.dumps(asdict(output), ensure_ascii=False), "init_image": b""}
                 self.redis.hset(self.keys.job(job_id), mapping=done)
@@ -301,4 +304,3 @@ class RedisJobs:
             keys = [self.keys.job(job_id), self.keys.running, self.keys.alive(job_id)]
             if self._reap(keys, [job_id, LOST]):
                 log.warning("job %s: its worker stopped; failed", job_id)
-

@@ -1,0 +1,196 @@
+"""The search service: the gallery store, its prompt index and the embedder, as one app-scoped object.
+
+Every record's prompt embedding (see `demo.search.embeddings`) goes into a `PromptIndex` (see `demo.search.index`):
+exact search while the gallery is small, Annoy plus an exact buffer for new records above the crossover that
+benchmarks/search_benchmark.py measured. A full buffer starts a rebuild in a background thread, so a new image
+is searchable at once and the app never waits for Annoy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import yaml
+from PIL import Image
+from tqdm import tqdm
+
+from demo.generation.config import REPO, resolve
+from demo.generation.images import ImageError, fit, open_upload
+from demo.search.index import Batches, IndexSettings, PromptIndex, SearchError
+from demo.search.store import GalleryStore, Record
+
+if TYPE_CHECKING:  # the model libraries load only where models do, so the index alone starts fast
+    import torch
+
+    from demo.search.embeddings import PromptEmbedder
+
+DEFAULT_DATA_DIR = REPO / "instance"  # the Flask app's instance folder
+ImageUrl = Callable[[str], str]  # a gallery image name → the URL it is served at
+
+
+@dataclass
+class SearchConfig:
+    # A CLIPModel whose text tower is the refiner's; real: laion/CLIP-ViT-bigG-14-laion2B-39B-b160k
+    clip: str = "miniworld/weights/clip"
+    korean_encoder: str = "miniworld/weights/ko-clip"
+    target: str = "refiner"  # the ko_clip head whose pooled output lives in that CLIP's space
+    index: IndexSettings = field(default_factory=IndexSettings)
+    max_k: int = 100
+    max_query_chars: int = 300
+
+
+def load_search_config(path: str | Path | None = None) -> SearchConfig:
+    """The defaults (the embedded models), or those overridden by a YAML file of `SearchConfig` keys."""
+    if path is None:
+        return SearchConfig()
+    values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    index = values.pop("index", {})
+    for cls, given in ((SearchConfig, values), (IndexSettings, index)):
+        if unknown := set(given) - {f.name for f in dataclasses.fields(cls)}:
+            raise SearchError(f"{path}: unknown search setting(s) {', '.join(sorted(unknown))}")
+    return SearchConfig(**values, index=IndexSettings(**index))
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    record: Record
+    score: float
+
+    def as_json(self, image_url: ImageUrl) -> dict:
+        return {"prompt": self.record.prompt, "score": round(self.score, 4)} | record_json(self.record, image_url)
+
+
+def record_json(record: Record, image_url: ImageUrl) -> dict:
+    """A gallery record as the API and the CLI answer it; `image_url` says where its image is served."""
+    return {
+        "prompt": record.prompt,
+        "image": image_url(record.image),
+        "id": record.id,
+        "negative_prompt": record.negative_prompt,
+        "parameters": record.parameters,
+        "created": record.created,
+    }
+
+
+class SearchService:
+    """The gallery store, its prompt index and the embedder, as one app-scoped object."""
+
+    def __init__(self, store: GalleryStore, index: PromptIndex, embedder: PromptEmbedder, config: SearchConfig) -> None:
+        self.store = store
+        self.index = index
+        self.embedder = embedder
+        self.config = config
+        self._catch_up()
+        self._rebuild_if_due()
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: str | Path = DEFAULT_DATA_DIR,
+        config: SearchConfig | None = None,
+        embedder: PromptEmbedder | None = None,
+        device: str | torch.device = "cpu",
+    ) -> SearchService:
+        """Open (or create) the gallery in `data_dir`; the embedder is loaded from `config` unless given."""
+        config = config or SearchConfig()
+        if embedder is None:
+            from demo.search.embeddings import PromptEmbedder
+
+            embedder = PromptEmbedder.from_pretrained(
+                resolve(config.clip), resolve(config.korean_encoder), config.target, device
+            )
+        store = GalleryStore(data_dir)
+        return cls(store, PromptIndex(Path(data_dir) / "index", embedder.dim, config.index), embedder, config)
+
+    def close(self) -> None:
+        self.index.wait()
+        self.store.close()
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def add(
+        self,
+        image: Image.Image,
+        prompt: str,
+        parameters: dict | None = None,
+        negative_prompt: str = "",
+        name: str | None = None,
+    ) -> Record:
+        """Store a generated image and make it searchable at once; `name` as in `GalleryStore.add` (idempotent)."""
+        if name and (existing := self.store.find(name)):
+            return existing
+        record = self.store.add(image, prompt, self.embedder.embed_text(prompt), parameters, negative_prompt, name)
+        self.index_records([record])
+        self._rebuild_if_due()
+        return record
+
+    def index_records(self, records: list[Record]) -> None:
+        """Make records already in the store searchable (the importers' way in)."""
+        if records:
+            self.index.add(np.array([r.id for r in records]), np.stack([r.embedding for r in records]))
+
+    def _catch_up(self) -> None:
+        """At start-up: buffer the records newer than the built index (all of them, below the crossover)."""
+        for ids, vectors in self.store.embeddings(after=self.index.last_id):
+            self.index.add(ids, vectors)
+
+    def _rebuild_if_due(self) -> None:
+        if self.index.needs_rebuild():
+            self.index.rebuild_in_background(self._all_embeddings)
+
+    def _all_embeddings(self) -> Batches:
+        return self.store.embeddings(upto=self.store.last_id())
+
+    def search_text(self, query: str, k: int = 5, min_score: float | None = None) -> list[SearchResult]:
+        query = (query or "").strip()
+        if not query:
+            raise SearchError("the query is empty")
+        if len(query) > self.config.max_query_chars:
+            raise SearchError(f"the query is too long: at most {self.config.max_query_chars} characters")
+        self._check(k, min_score)
+        return self._results(self.embedder.embed_text(query), k, min_score)
+
+    def search_image(
+        self, image: Image.Image | bytes, k: int = 5, min_score: float | None = None
+    ) -> list[SearchResult]:
+        """Records whose prompt matches an image (e.g. an upload), by CLIP image–text similarity."""
+        self._check(k, min_score)
+        try:
+            image = open_upload(image) if isinstance(image, bytes) else image
+        except ImageError as error:
+            raise SearchError(str(error)) from error
+        # CLIP's processor resizes the short side first: 16×1,048,576 px would become 224×14.7M. Cropping the
+        # centre square first (what the processor keeps anyway) bounds its memory and time for any upload.
+        crop = self.embedder.processor.crop_size
+        image = fit(image, max(crop["height"], crop["width"]))
+        return self._results(self.embedder.embed_images([image])[0], k, min_score)
+
+    def _check(self, k: int, min_score: float | None) -> None:
+        if not isinstance(k, int) or not 1 <= k <= self.config.max_k:
+            raise SearchError(f"k must be a whole number between 1 and {self.config.max_k}")
+        if min_score is not None and not -1.0 <= min_score <= 1.0:
+            raise SearchError("the minimum score must be between -1 and 1")
+
+    def _results(self, vector: np.ndarray, k: int, min_score: float | None) -> list[SearchResult]:
+        hits = self.index.search(vector, k, min_score)
+        records = self.store.get_many([hit.id for hit in hits])
+        return [SearchResult(records[hit.id], hit.score) for hit in hits if hit.id in records]
+
+    def reindex(self) -> None:
+        """Rebuild the Annoy index now if it is due (the CLI's way; the app rebuilds in the background)."""
+        self.index.wait()
+        if self.index.needs_rebuild():
+            batches = tqdm(
+                self._all_embeddings(),
+                total=math.ceil(self.store.count() / 10_000),
+                desc="building the Annoy index",
+                unit="batch",
+            )
+            self.index.rebuild(batches)
