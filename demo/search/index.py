@@ -171,10 +171,10 @@ class PromptIndex:
             search_k = self.settings.search_k * math.ceil(k / 10)
             positions, distances = built.annoy.get_nns_by_vector(vector.tolist(), k, search_k=search_k, include_distances=True)
             scores = angular_to_cosine(np.asarray(distances))
-            hits += [Hit(int(i), float(s)) for i, s in zip(built.ids[np.asarray(positions, dtype=np.int64)], scores)]
+            hits += [Hit(int(i), float(s)) for i, s in zip(built.ids[np.asarray(positions, dtype=np.int64)], scores, strict=True)]
         if len(buffer):
             rows, scores = exact_top_k(buffer, vector, k)
-            hits += [Hit(int(i), float(s)) for i, s in zip(buffer_ids[rows], scores)]
+            hits += [Hit(int(i), float(s)) for i, s in zip(buffer_ids[rows], scores, strict=True)]
         hits.sort(key=lambda hit: -hit.score)
         return [hit for hit in hits[:k] if min_score is None or hit.score >= min_score]
 

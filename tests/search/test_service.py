@@ -40,7 +40,7 @@ def fill(data_dir: Path, prompts: list[str], embedder: PromptEmbedder) -> None:
     render(SCENE, 0).save(source)
     store = GalleryStore(data_dir)
     vectors = embedder.embed_texts(prompts)
-    list(store.import_files([NewRecord(source, p, v, {}, f"test/{i}.png") for i, (p, v) in enumerate(zip(prompts, vectors))]))
+    list(store.import_files([NewRecord(source, p, v, {}, f"test/{i}.png") for i, (p, v) in enumerate(zip(prompts, vectors, strict=True))]))
     store.close()
 
 

@@ -136,7 +136,7 @@ def test_importing_files_records_them_once_even_when_run_again(tmp_path):
     assert [r.prompt for r in store.import_files(items, batch_size=2)] == ["prompt 0", "prompt 1", "prompt 2"]
     assert list(store.import_files(items)) == [] and store.count() == 3
     assert store.image_path("dump/1.png").read_bytes() == (source / "1.png").read_bytes()
-    ids, vectors = zip(*store.embeddings(batch_size=2))
+    ids, vectors = zip(*store.embeddings(batch_size=2), strict=True)
     assert np.concatenate(ids).tolist() == [1, 2, 3] and np.allclose(np.concatenate(vectors)[2], vector(2))
 
 

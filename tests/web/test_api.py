@@ -25,7 +25,7 @@ def test_txt2img_job_runs_to_images_with_their_parameters(client, scorer, prompt
     job = wait_for(client, answer.json["id"])
     assert job["status"] == "done" and job["step"] == job["total_steps"] == 12 and job["error"] is None
     assert len(job["images"]) == 2 and job["seeds"] == [1, 2]
-    for url, seed in zip(job["images"], job["seeds"]):
+    for url, seed in zip(job["images"], job["seeds"], strict=True):
         served = client.get(url)
         assert served.status_code == 200 and served.mimetype == "image/png"
         image = Image.open(io.BytesIO(served.data))
