@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test stress lint retrain browser
+.PHONY: run test stress lint retrain browser redis
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,14 @@ browser:
 	@[ -x /usr/bin/chromium ] && fc-list | grep -qi nanum || \
 	  ($(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-nanum)
 
-test: $(VENV)/.installed browser
+# The job queue and API tests run on both backends; for Redis the tests start Debian's redis-server themselves, on a
+# free loopback port, and stop it after (tests/web/conftest.py). Installing the package may start the system service
+# too; the tests never use it.
+redis:
+	@command -v redis-server >/dev/null || \
+	  ($(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server)
+
+test: $(VENV)/.installed browser redis
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
 # The web, queue and search tests 20 times in a row (STRESS=N for another count), stopping at the first failure.

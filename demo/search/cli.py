@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from demo.generation.images import ImageError
+from demo.generation.text import escape_c1, without_controls
 from demo.search.importers import import_prompts
 from demo.search.index import SearchError
 from demo.search.seeding import seed_gallery
@@ -33,10 +34,11 @@ def served_at(name: str) -> str:
 
 def _print_results(results: list[SearchResult], as_json: bool) -> None:
     if as_json:
-        print(json.dumps([r.as_json(served_at) for r in results], ensure_ascii=False, indent=2))
+        print(escape_c1(json.dumps([r.as_json(served_at) for r in results], ensure_ascii=False, indent=2)))
         return
-    for rank, result in enumerate(results, start=1):
-        print(f"{rank:>3}  {result.score:6.3f}  {result.record.prompt}  {served_at(result.record.image)}")
+    for rank, result in enumerate(results, start=1):  # prompts from imported tables may hold terminal escapes
+        prompt = without_controls(result.record.prompt)
+        print(f"{rank:>3}  {result.score:6.3f}  {prompt}  {served_at(result.record.image)}")
     if not results:
         print("no results above the minimum score")
 

@@ -28,9 +28,14 @@ def seed_gallery(
     service: SearchService, generator: ImageGenerator, count: int = 24, seed: int = 0, steps: int = 10
 ) -> list[Record]:
     """A first gallery from `generator`: few steps and no refiner keep it to seconds on a CPU with the embedded
-    models."""
+    models. Each image has a fixed name, so an interrupted seeding run again makes only the images still missing,
+    up to `count`."""
     records = []
     for i, prompt in enumerate(tqdm(seed_prompts(count, seed), desc="seeding the gallery", unit="image")):
+        name = f"seed/{seed}-{i}.png"
+        if existing := service.store.find(name):
+            records.append(existing)
+            continue
         result = generator(Request(prompt, seed=seed + i, steps=steps, refiner=False))
-        records.append(service.add(result.images[0], prompt, result.parameters[0]))
+        records.append(service.add(result.images[0], prompt, result.parameters[0], name=name))
     return records

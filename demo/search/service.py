@@ -21,7 +21,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from demo.generation.config import REPO, resolve
-from demo.generation.images import ImageError, open_upload
+from demo.generation.images import ImageError, fit, open_upload
 from demo.search.index import Batches, IndexSettings, PromptIndex, SearchError
 from demo.search.store import GalleryStore, Record
 
@@ -115,9 +115,18 @@ class SearchService:
     def __len__(self) -> int:
         return len(self.index)
 
-    def add(self, image: Image.Image, prompt: str, parameters: dict | None = None, negative_prompt: str = "") -> Record:
-        """Store a generated image and make it searchable at once."""
-        record = self.store.add(image, prompt, self.embedder.embed_text(prompt), parameters, negative_prompt)
+    def add(
+        self,
+        image: Image.Image,
+        prompt: str,
+        parameters: dict | None = None,
+        negative_prompt: str = "",
+        name: str | None = None,
+    ) -> Record:
+        """Store a generated image and make it searchable at once; `name` as in `GalleryStore.add` (idempotent)."""
+        if name and (existing := self.store.find(name)):
+            return existing
+        record = self.store.add(image, prompt, self.embedder.embed_text(prompt), parameters, negative_prompt, name)
         self.index_records([record])
         self._rebuild_if_due()
         return record
@@ -157,6 +166,10 @@ class SearchService:
             image = open_upload(image) if isinstance(image, bytes) else image
         except ImageError as error:
             raise SearchError(str(error)) from error
+        # CLIP's processor resizes the short side first: 16×1,048,576 px would become 224×14.7M. Cropping the
+        # centre square first (what the processor keeps anyway) bounds its memory and time for any upload.
+        crop = self.embedder.processor.crop_size
+        image = fit(image, max(crop["height"], crop["width"]))
         return self._results(self.embedder.embed_images([image])[0], k, min_score)
 
     def _check(self, k: int, min_score: float | None) -> None:

@@ -2,12 +2,14 @@
 
 Records live in one SQLite table (WAL, synchronous=FULL: a committed record survives a crash or power loss);
 image files live under `<data_dir>/images/`. An image is written (atomically, then synced to disk) before its
-record is committed, so every record names a complete file; a crash in between leaves at most an unreferenced
-file, never a record without its image.
+record is committed, so every record names a complete file. Its name goes into a `pending` table first, so a
+crash in between (kill -9, power loss) leaves a file that the next start finds and deletes: never a record
+without its image, nor an image without its record. The database is readable by its owner only (0600).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -33,7 +35,8 @@ CREATE TABLE IF NOT EXISTS records (
     image TEXT NOT NULL UNIQUE,
     created REAL NOT NULL,
     embedding BLOB NOT NULL  -- float32, little-endian
-)
+);
+CREATE TABLE IF NOT EXISTS pending (image TEXT PRIMARY KEY);  -- files being written, not yet recorded
 """
 COLUMNS = "id, prompt, negative_prompt, parameters, image, created, embedding"
 
@@ -73,6 +76,13 @@ def _blob(embedding: np.ndarray) -> bytes:
     return np.ascontiguousarray(embedding, dtype="<f4").tobytes()
 
 
+def private_file(path: Path) -> Path:
+    """Create `path` (or tighten it) readable and writable by its owner only: other people's prompts, or a key."""
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    return path
+
+
 def sync_to_disk(path: Path) -> None:
     """fsync a file or folder: after this, a power cut cannot take it back."""
     fd = os.open(path, os.O_RDONLY)
@@ -90,14 +100,51 @@ class GalleryStore:
         self.images_dir = self.data_dir / "images"
         self.images_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.data_dir / "gallery.sqlite3", check_same_thread=False, isolation_level=None)
+        # SQLite gives the -wal and -shm files the database's own mode.
+        database = private_file(self.data_dir / "gallery.sqlite3")
+        self._db = sqlite3.connect(database, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(SCHEMA)
+        self._db.executescript(SCHEMA)
+        self._users = os.open(self.data_dir / "gallery.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        self._sweep_orphans()
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            os.close(self._users)
+
+    def _sweep_orphans(self) -> None:
+        """Delete the files a crash left between writing an image and committing its record.
+
+        Only when no other process has this gallery open (the CLI importing while the app starts): its files in
+        flight are pending too. Every store holds a shared lock on `gallery.lock` while open.
+        """
+        try:
+            fcntl.flock(self._users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fcntl.flock(self._users, fcntl.LOCK_SH)
+            return
+        pending = [row[0] for row in self._query("SELECT image FROM pending")]
+        recorded = self._known_names(pending) if pending else set()
+        for name in pending:
+            if name not in recorded:
+                self.image_path(name, must_exist=False).unlink(missing_ok=True)
+        for folder in {self.images_dir} | {self.image_path(n, must_exist=False).parent for n in pending}:
+            for tmp in folder.glob(".tmp-*"):  # half-written files (write_png, _place)
+                tmp.unlink(missing_ok=True)
+        self._query("DELETE FROM pending")
+        fcntl.flock(self._users, fcntl.LOCK_SH)
+
+    def _begin_writing(self, names: list[str]) -> None:
+        """Note `names` as pending before their files exist, so a crash before their records can be swept."""
+        with self._lock:
+            self._db.executemany("INSERT OR IGNORE INTO pending (image) VALUES (?)", [(n,) for n in names])
+
+    def find(self, name: str) -> Record | None:
+        """The record of an image name, if there is one."""
+        rows = self._query(f"SELECT {COLUMNS} FROM records WHERE image = ?", (name,))
+        return _row_to_record(rows[0]) if rows else None
 
     def add(
         self,
@@ -106,14 +153,23 @@ class GalleryStore:
         embedding: np.ndarray,
         parameters: dict | None = None,
         negative_prompt: str = "",
+        name: str | None = None,
     ) -> Record:
-        """Save `image` (PNG with its parameters) and then commit its record."""
+        """Save `image` (PNG with its parameters) and then commit its record.
+
+        `name` (default: a new random one) makes it idempotent: an image already recorded under that name is
+        returned as it is, so storing a result again after a crash never stores it twice.
+        """
+        if name and (existing := self.find(name)):
+            return existing
         parameters = dict(parameters or {})
-        name = f"{time.strftime('%Y%m%d')}-{uuid.uuid4().hex}.png"
-        path = write_png(image, self.images_dir / name, parameters | {"prompt": prompt, "negative_prompt": negative_prompt})
-        sync_to_disk(path)
-        sync_to_disk(self.images_dir)
+        name = name or f"{time.strftime('%Y%m%d')}-{uuid.uuid4().hex}.png"
+        path = self.image_path(name, must_exist=False)
+        self._begin_writing([name])
         try:
+            write_png(image, path, parameters | {"prompt": prompt, "negative_prompt": negative_prompt})
+            sync_to_disk(path)
+            sync_to_disk(path.parent)
             return self._insert([(prompt, negative_prompt, parameters, name, embedding)])[0]
         except BaseException:
             path.unlink(missing_ok=True)
@@ -136,6 +192,7 @@ class GalleryStore:
     def _import_batch(self, batch: list[NewRecord]) -> list[Record]:
         known = self._known_names([item.name for item in batch])
         batch = [item for item in batch if item.name not in known]  # an interrupted import can simply run again
+        self._begin_writing([item.name for item in batch])
         targets = [self._place(item.source, self.image_path(item.name, must_exist=False)) for item in batch]
         for path in targets + sorted({target.parent for target in targets}):
             sync_to_disk(path)
@@ -174,6 +231,7 @@ class GalleryStore:
                     )
                     vector = np.asarray(embedding, dtype=np.float32)
                     records.append(Record(cursor.lastrowid, prompt, negative, parameters, name, created, vector))
+                self._db.executemany("DELETE FROM pending WHERE image = ?", [(row[3],) for row in rows])
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -199,6 +257,8 @@ class GalleryStore:
         if not 1 <= limit <= 1000:
             raise GalleryError("a page holds between 1 and 1000 records")
         before = 2**63 - 1 if before is None else before
+        if not 0 <= before < 2**63:  # SQLite's integers are 64-bit: a larger one is an OverflowError, not a page
+            raise GalleryError("before must be a record id (a whole number from 0 to 2^63 - 1)")
         rows = self._query(f"SELECT {COLUMNS} FROM records WHERE id < ? ORDER BY id DESC LIMIT ?", (before, limit))
         return [_row_to_record(row) for row in rows]
 

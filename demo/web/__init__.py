@@ -1,5 +1,9 @@
 """The web app's factory: configuration, the app-scoped services (see `extensions`), blueprints.
 
+Two ways to serve, same pages and API: by default one process holds the generator and an in-process job queue;
+with `KOIMG_REDIS_URL` set, this process is only the front (search embedder, gallery and index; no generation
+model) and `python -m demo.worker` processes, one per GPU, take the jobs from Redis.
+
     python -m demo [--port 5000] [--host 127.0.0.1] [--config embedded]       # the README's run command
     flask --app demo.app run                                                  # development
     waitress-serve --host 0.0.0.0 --port 8000 --call demo.app:create_app      # real use
@@ -17,9 +21,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from flask import Flask
+from flask import Flask, Response
+from flask.json.provider import DefaultJSONProvider
 from flask_wtf.csrf import CSRFProtect
 
+from demo.search.store import private_file
 from demo.web import extensions
 from demo.web.serializers import image_url
 
@@ -32,8 +38,13 @@ DEFAULTS: dict[str, Any] = {
     "SEARCH_CONFIG": None,  # a YAML of demo.search.service.SearchConfig keys; None: the embedded models
     "DATA_DIR": None,  # gallery, index and secret key; None: the instance folder
     "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,  # uploads, bytes
-    "QUEUE_SIZE": 16,  # jobs that may wait; more are refused with 503
-    "KEEP_JOBS": 200,  # finished jobs remembered for their pages
+    "QUEUE_SIZE": 16,  # jobs that may wait, all clients together; more are refused with 503
+    "QUEUE_PER_CLIENT": 4,  # jobs one client may have waiting; more are refused with 429, nobody else is
+    "KEEP_JOBS": 50,  # finished jobs remembered per client, for their pages
+    "REDIS_URL": None,  # e.g. redis://127.0.0.1:6379/0: jobs go through Redis to `python -m demo.worker` processes
+    "REDIS_PREFIX": "koimg",  # Redis key prefix and RQ queue name, so several apps can share one Redis
+    "WORKER_LEASE": 10.0,  # seconds a worker may miss its heartbeat before its job fails as lost (Redis)
+    "SEARCH_DEVICE": "cpu",  # the search embedder's device on a Redis front (embedded: the generator's)
     "SEED_GALLERY": 24,  # images generated on first start so search has something to find; 0: none
     "SEED_GALLERY_STEPS": 10,
     "PAGE_SIZE": 24,  # gallery page
@@ -46,7 +57,32 @@ DEFAULTS: dict[str, Any] = {
     "CLIENT_API_TIMEOUT": 600,  # seconds a blocking /sdapi/v1 or /v1 generation waits before answering 504
 }
 
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    # Scripts, styles and images from this site only (blob: for the upload preview); no framing (clickjacking).
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+}
+
 csrf = CSRFProtect()
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, where a body nested too deeply for the parser is a malformed request (400), not a crash."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("the JSON is nested too deeply") from None
+
+
+def _security_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
 
 
 def create_app(
@@ -56,6 +92,8 @@ def create_app(
 ) -> Flask:
     """Build the app; `generator` and `search` may be passed in (tests share one loaded pipeline)."""
     app = Flask(__name__, instance_relative_config=True)
+    app.json = JSONProvider(app)
+    app.after_request(_security_headers)
     app.config.from_mapping(DEFAULTS)
     app.config.from_file("app.yaml", load=yaml.safe_load, silent=True)
     app.config.from_prefixed_env("KOIMG")
@@ -82,12 +120,12 @@ def create_app(
 
 
 def _secret_key(path: Path) -> str:
-    """A key kept in the data folder, so sessions (and so the jobs they own) survive a restart."""
+    """A key kept in the data folder, so sessions (and so the jobs they own) survive a restart. Owner-only: with
+    it anyone could sign a session cookie and so read another client's jobs."""
     if path.exists():
-        return path.read_text().strip()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        return private_file(path).read_text().strip()
+    tmp = private_file(path.with_name(f".{path.name}.{os.getpid()}"))
     tmp.write_text(secrets.token_hex(32))
-    os.chmod(tmp, 0o600)
     try:
         os.link(tmp, path)  # atomic, and the first of two starting processes wins
     except FileExistsError:

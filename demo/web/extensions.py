@@ -6,14 +6,17 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flask import Flask, current_app
 
-from demo.generation.request import Progress, Request
+from demo.generation.config import GeneratorConfig, load_config
+from demo.generation.request import Progress, Request, Result
 from demo.search.seeding import seed_gallery
 from demo.search.service import SearchService, load_search_config
-from demo.web.jobs import JobOutput, JobQueue
+from demo.web.jobs import JobOutput, JobQueue, Jobs, JobStore
 
 if TYPE_CHECKING:  # the generator's model libraries load in the factory, not with every view
     from demo.generation.pipeline import ImageGenerator
@@ -27,9 +30,10 @@ EXTENSION = "demo"  # the key in `app.extensions`
 class Services:
     """The heavy objects, created once per app and shared by every request."""
 
-    generator: ImageGenerator
+    config: GeneratorConfig  # what requests are validated against
     search: SearchService
-    jobs: JobQueue
+    jobs: Jobs
+    generator: ImageGenerator | None = None  # None on a Redis front: the workers hold the models
 
 
 def get_services(app: Flask | None = None) -> Services:
@@ -39,41 +43,77 @@ def get_services(app: Flask | None = None) -> Services:
 
 def init_app(app: Flask, generator: ImageGenerator | None = None, search: SearchService | None = None) -> Services:
     """Build the services from the app's config (`generator` and `search` may be passed in instead: tests share one
-    loaded pipeline), start the job queue, and seed an empty gallery in the background."""
+    loaded pipeline), start the job queue, and seed an empty gallery (or finish an interrupted seeding) in the
+    background. With `REDIS_URL` no generator is loaded here: the workers have it."""
     config = app.config
-    if generator is None:
-        from demo.generation.config import load_config
-        from demo.generation.pipeline import ImageGenerator
+    if config["REDIS_URL"]:
+        generator, generation, device = None, load_config(config["GENERATOR_CONFIG"]), config["SEARCH_DEVICE"]
+    else:
+        if generator is None:
+            from demo.generation.pipeline import ImageGenerator
 
-        generator = ImageGenerator(load_config(config["GENERATOR_CONFIG"]))
+            generator = ImageGenerator(load_config(config["GENERATOR_CONFIG"]))
+        generation, device = generator.config, generator.device
     if search is None:
         search_config = load_search_config(config["SEARCH_CONFIG"])
-        search = SearchService.open(config["DATA_DIR"], search_config, device=generator.device)
-    jobs = JobQueue(_runner(generator, search), generator.total_steps, config["QUEUE_SIZE"], config["KEEP_JOBS"])
-    services = app.extensions[EXTENSION] = Services(generator, search, jobs)
-    if config["SEED_GALLERY"] and len(search) == 0:
-        _seed_in_background(search, generator, config["SEED_GALLERY"], config["SEED_GALLERY_STEPS"])
+        search = SearchService.open(config["DATA_DIR"], search_config, device=device)
+    jobs = _jobs(config, Path(config["DATA_DIR"]), generator, search)
+    services = app.extensions[EXTENSION] = Services(generation, search, jobs, generator)
+    seeding = Path(config["DATA_DIR"]) / "seeding"  # from the first seed image to the last: a restart resumes
+    if generator and config["SEED_GALLERY"] and (len(search) == 0 or seeding.exists()):
+        _seed_in_background(search, generator, seeding, config["SEED_GALLERY"], config["SEED_GALLERY_STEPS"])
     return services
 
 
+def _jobs(config: dict, data_dir: Path, generator: ImageGenerator | None, search: SearchService) -> Jobs:
+    """The job queue: Redis and its workers when `REDIS_URL` is set, else in this process on `generator`."""
+    lifetime = config["PERMANENT_SESSION_LIFETIME"].total_seconds()
+    limits = config["QUEUE_SIZE"], config["QUEUE_PER_CLIENT"]
+    if generator is None:
+        from demo.web.redis_jobs import RedisJobs
+
+        store = partial(store_result, search)
+        return RedisJobs.from_url(
+            config["REDIS_URL"],
+            store,
+            config["REDIS_PREFIX"],
+            *limits,
+            config["KEEP_JOBS"],
+            config["WORKER_LEASE"],
+            lifetime,
+        )
+    store = JobStore(data_dir / "jobs.sqlite3", config["KEEP_JOBS"], lifetime)
+    return JobQueue(_runner(generator, search), generator.total_steps, store, *limits)
+
+
+def store_result(search: SearchService, result: Result, job_id: str | None = None) -> JobOutput:
+    """Put a job's images in the gallery (and so in the index). With `job_id` the image names are fixed, so
+    storing the same result twice (a front restarted midway) keeps one copy."""
+    records = [
+        search.add(
+            image, parameters["prompt"], parameters, parameters["negative_prompt"], job_id and f"job-{job_id}-{i}.png"
+        )
+        for i, (image, parameters) in enumerate(zip(result.images, result.parameters, strict=True))
+    ]
+    return JobOutput([r.image for r in records], [r.id for r in records], result.seeds, result.notes)
+
+
 def _runner(generator: ImageGenerator, search: SearchService):
-    """What the job worker runs: generate, then store every image in the gallery (and so in the index)."""
+    """What the in-process job worker runs: generate, then store every image."""
 
     def run(request: Request, progress: Progress, cancel: threading.Event) -> JobOutput:
-        result = generator(request, progress, cancel)
-        records = [
-            search.add(image, parameters["prompt"], parameters, parameters["negative_prompt"])
-            for image, parameters in zip(result.images, result.parameters, strict=True)
-        ]
-        return JobOutput([r.image for r in records], [r.id for r in records], result.seeds, result.notes)
+        return store_result(search, generator(request, progress, cancel))
 
     return run
 
 
-def _seed_in_background(search: SearchService, generator: ImageGenerator, count: int, steps: int) -> None:
+def _seed_in_background(search: SearchService, generator: ImageGenerator, marker: Path, count: int, steps: int) -> None:
+    marker.touch()
+
     def seed() -> None:
         try:
             seed_gallery(search, generator, count, steps=steps)
+            marker.unlink()
         except Exception:  # a failed seed leaves an emptier gallery, never a dead app
             log.exception("seeding the gallery failed")
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 import demo.search.index
 from demo.generation.config import resolve
@@ -303,3 +304,17 @@ def test_search_config_reads_yaml_with_index_settings(tmp_path):
     path.write_text("index:\n  tres: 16\n")
     with pytest.raises(SearchError, match="unknown search setting"):
         load_search_config(path)
+
+
+def test_cli_prints_prompts_without_terminal_control_characters(tmp_path, embedder, capsys):
+    """A prompt table may carry ANSI escapes; printing them would let a dataset drive the terminal."""
+    service = SearchService.open(tmp_path, embedder=embedder)
+    service.add(Image.new("RGB", (64, 64)), "red \x1b[2J\x1b]0;pwned\x07circle\x9b31m")
+    service.close()
+    assert main(["query", "red circle", "--k", "1", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "red [2J]0;pwnedcircle31m" in out and not any(ch in out for ch in "\x1b\x07\x9b")
+    assert main(["query", "red circle", "--k", "1", "--json", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out)[0]["prompt"] == "red \x1b[2J\x1b]0;pwned\x07circle\x9b31m"  # JSON keeps it, escaped
+    assert not any(ch in out for ch in "\x1b\x07\x9b")

@@ -110,6 +110,7 @@ def test_killing_the_writer_never_leaves_a_record_without_its_image(tmp_path):
             assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         records = store.history(limit=1000)
         assert len(records) >= before + written and all(store.image_path(r.image).is_file() for r in records)
+        assert sorted(p.name for p in (tmp_path / "images").iterdir()) == sorted(r.image for r in records)  # no orphan
         before = len(records)
         store.close()
 
@@ -137,3 +138,36 @@ def test_importing_files_records_them_once_even_when_run_again(tmp_path):
     assert store.image_path("dump/1.png").read_bytes() == (source / "1.png").read_bytes()
     ids, vectors = zip(*store.embeddings(batch_size=2), strict=True)
     assert np.concatenate(ids).tolist() == [1, 2, 3] and np.allclose(np.concatenate(vectors)[2], vector(2))
+
+
+def test_an_image_whose_record_a_crash_never_committed_is_swept_at_the_next_start(tmp_path):
+    """kill -9 between writing an image and committing its record (forced here) left an orphan PNG."""
+    writer = textwrap.dedent(
+        f"""
+        import os, signal
+        import numpy as np
+        from demo.search.store import GalleryStore
+        from miniworld.world import Scene, render
+        store = GalleryStore({str(tmp_path)!r})
+        store.add(render(Scene("red", "circle", "large", "left", "white"), 0), "kept", np.ones(8, np.float32))
+        store._insert = lambda rows: os.kill(os.getpid(), signal.SIGKILL)  # the file is written and synced
+        store.add(render(Scene("blue", "square", "small", "right", "black"), 0), "lost", np.ones(8, np.float32))
+        """
+    )
+    assert subprocess.run([sys.executable, "-c", writer], cwd=REPO, check=False).returncode == -signal.SIGKILL
+    assert len(list((tmp_path / "images").iterdir())) == 2  # the kept image and the orphan
+    store = GalleryStore(tmp_path)
+    assert [path.name for path in (tmp_path / "images").iterdir()] == [store.history()[0].image]
+    assert oct((tmp_path / "gallery.sqlite3").stat().st_mode & 0o777) == "0o600"
+
+
+def test_the_sweep_waits_while_another_process_has_the_gallery_open(tmp_path):
+    """Its images in flight are pending too: only the last one out may sweep."""
+    first = GalleryStore(tmp_path)
+    first._begin_writing(["in-flight.png"])
+    (tmp_path / "images" / "in-flight.png").write_bytes(b"being written")
+    GalleryStore(tmp_path).close()  # starts while `first` is open: sweeps nothing
+    assert (tmp_path / "images" / "in-flight.png").exists()
+    first.close()
+    GalleryStore(tmp_path).close()
+    assert not (tmp_path / "images" / "in-flight.png").exists()

@@ -1,19 +1,27 @@
-"""Web app fixtures: one loaded pipeline and embedder for the session, a fresh data folder and app per test."""
+"""Web app fixtures: one loaded pipeline and embedder for the session, a fresh data folder and app per test.
+
+The job queue has two backends (in-process, and Redis with RQ workers); `backend` picks one. Test modules that
+must hold for both parametrise it; the others run on the embedded default. The Redis backend runs on a real
+`redis-server` of the session's own, on a free loopback port.
+"""
 
 from __future__ import annotations
 
 import io
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 from PIL import Image
 
@@ -22,6 +30,7 @@ from demo.web import create_app
 from demo.web.extensions import get_services
 
 PROMPT = "흰 배경 왼쪽에 있는 큰 빨간 원"
+BACKENDS = ["embedded", "redis"]
 FINISHED = frozenset({"done", "failed"})
 
 
@@ -68,6 +77,62 @@ def held(gated_generator):
     gated_generator.open.set()
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """A redis-server on 127.0.0.1 for the whole session (installed by `make test`), stopped after."""
+    folder = tmp_path_factory.mktemp("redis")
+    for _ in range(5):  # another process may take the free port before the server binds it
+        port = free_port()
+        command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        server = subprocess.Popen([*command, "--dir", str(folder)], stdout=subprocess.DEVNULL)
+        client = redis.Redis(port=port)
+        while server.poll() is None:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.01)
+        if server.poll() is None:
+            break
+    else:
+        raise RuntimeError("redis-server did not start")
+    yield f"redis://127.0.0.1:{port}/0"
+    server.terminate()
+    server.wait(timeout=30)
+
+
+class ThreadWorkers:
+    """`python -m demo.worker` as threads of the test process, on the session's loaded generator."""
+
+    def __init__(self, generator, url: str, prefix: str, count: int = 1, lease: float = 10.0) -> None:
+        from demo.web.redis_jobs import Keys
+        from demo.worker import GenerationLoop, GenerationWorker
+
+        connection = redis.Redis.from_url(url)
+        self.workers = [
+            GenerationWorker(GenerationLoop(generator, connection, Keys(prefix), f"{prefix}-w{i}", lease))
+            for i in range(count)
+        ]
+        self.threads = [
+            threading.Thread(target=worker.work, kwargs={"logging_level": "WARNING"}, daemon=True)
+            for worker in self.workers
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        for thread in self.threads:
+            thread.join(timeout=60)
+
+
 @pytest.fixture(scope="session")
 def embedder(tmp_path_factory):
     """The search embedder (CLIP + Korean encoder), loaded once."""
@@ -90,15 +155,29 @@ def serve(gated_generator, embedder):
 
 
 @pytest.fixture
-def make_app(tmp_path, serve):
-    """`make_app(**config)`: a test app (CSRF off) with its own data folder, closed after the test."""
-    apps = []
+def backend() -> str:
+    """The job queue the apps of a test use: "embedded" here; modules that test both parametrise it."""
+    return "embedded"
+
+
+@pytest.fixture
+def make_app(request, tmp_path, serve, backend, gated_generator):
+    """`make_app(**config)`: a test app (CSRF off) with its own data folder, closed after the test; on Redis, with its
+    own key prefix and a worker thread on the shared generator."""
+    apps, workers = [], []
 
     def make(**config):
-        apps.append(serve(tmp_path / f"data-{len(apps)}", **({"TESTING": True, "WTF_CSRF_ENABLED": False} | config)))
+        settings = {"TESTING": True, "WTF_CSRF_ENABLED": False}
+        if backend == "redis":
+            url, prefix = request.getfixturevalue("redis_url"), f"test-{uuid.uuid4().hex}"
+            settings |= {"REDIS_URL": url, "REDIS_PREFIX": prefix}
+            workers.append(ThreadWorkers(gated_generator, url, prefix))
+        apps.append(serve(tmp_path / f"data-{len(apps)}", **(settings | config)))
         return apps[-1]
 
     yield make
+    for worker in workers:
+        worker.stop()
     for app in apps:
         get_services(app).jobs.close()
         get_services(app).search.close()

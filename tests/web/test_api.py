@@ -9,6 +9,13 @@ import pytest
 from PIL import Image
 
 from demo.generation.images import read_parameters
+from tests.web.conftest import BACKENDS
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    """Every API test runs on both job queues: in-process, and Redis with a worker."""
+    return request.param
 
 
 def test_txt2img_job_runs_to_images_with_their_parameters(client, scorer, prompt, wait_for):
@@ -165,3 +172,19 @@ def test_unknown_routes_and_methods_answer_json(client):
     assert client.get("/api/nothing").status_code == 404 and "error" in client.get("/api/nothing").json
     answer = client.get("/api/txt2img")
     assert answer.status_code == 405 and answer.json["status"] == 405
+
+
+def test_one_client_cannot_make_another_clients_request_fail(make_app, held, prompt):
+    """One session posting as fast as it can fills only its own share of the queue: 429 for it, 202 for others."""
+    app = make_app(QUEUE_SIZE=16, QUEUE_PER_CLIENT=4)
+    greedy, other = app.test_client(), app.test_client()
+    body = {"prompt": prompt, "steps": 100, "num_images": 4}
+    with held():  # the pipeline is busy, so nothing drains while the greedy client refills
+        answers = [greedy.post("/api/txt2img", json=body) for _ in range(20)]
+        codes = [answer.status_code for answer in answers]
+        assert set(codes[:4]) == {202} and codes.count(202) <= 5 and set(codes[5:]) == {429}
+        assert "you already have 4 jobs waiting" in answers[-1].json["error"]
+        assert other.post("/api/txt2img", json={"prompt": prompt, "steps": 1}).status_code == 202
+        assert other.post("/", data={"prompt": prompt, "steps": "1"}).status_code == 303  # the HTML form too
+        for job in greedy.get("/api/jobs").json:
+            greedy.post(f"/api/jobs/{job['id']}/cancel")

@@ -10,8 +10,9 @@ from flask import Blueprint, abort, current_app, jsonify, request, url_for
 
 from demo.generation.request import GenerationError
 from demo.search.index import SearchError
+from demo.search.store import GalleryError
 from demo.web.extensions import get_services
-from demo.web.jobs import Job, JobNotFound, QueueFull
+from demo.web.jobs import Job, JobNotFound, QueueFull, TooManyJobs
 from demo.web.serializers import job_json, record_json, result_json
 from demo.web.views.forms import FormError, generation_request, number, owner
 from demo.web.views.gallery import page_of_records
@@ -31,9 +32,11 @@ def _job_response(job: Job, status: int = 200):
 def _submit(kind: str, fields, upload=None):
     s = get_services()
     try:
-        job = s.jobs.submit(owner(), kind, generation_request(fields, s.generator, upload))
+        job = s.jobs.submit(owner(), kind, generation_request(fields, s.config, upload))
     except GenerationError as error:
         abort(400, str(error))
+    except TooManyJobs as error:
+        abort(429, str(error))
     except QueueFull as error:
         abort(503, str(error))
     return _job_response(job, 202)
@@ -43,7 +46,10 @@ def _submit(kind: str, fields, upload=None):
 def txt2img():
     """JSON body with the form's fields: prompt, negative_prompt, seed, steps, guidance, size, num_images, refiner,
     refiner_strength."""
-    fields = request.get_json(silent=True)
+    try:  # Flask's get_json would keep the reason from the client
+        fields = current_app.json.loads(request.get_data()) if request.is_json else None
+    except ValueError as error:
+        abort(400, f"the body is not valid JSON: {error}")
     if not isinstance(fields, dict):
         abort(400, "send a JSON object with Content-Type: application/json")
     return _submit("txt2img", fields)
@@ -106,6 +112,6 @@ def gallery():
     """The newest records (`?before=<id>` pages back), as the gallery page shows them."""
     try:
         records = page_of_records(current_app.config["PAGE_SIZE"])
-    except FormError as error:
+    except (FormError, GalleryError) as error:
         abort(400, str(error))
     return jsonify([record_json(record) for record in records])

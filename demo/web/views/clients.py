@@ -18,13 +18,20 @@ import secrets
 from collections.abc import Callable
 
 from flask import Blueprint, abort, current_app, g, request
-from werkzeug.exceptions import GatewayTimeout, HTTPException, InternalServerError, ServiceUnavailable, Unauthorized
+from werkzeug.exceptions import (
+    GatewayTimeout,
+    HTTPException,
+    InternalServerError,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
+)
 
 from demo.generation.config import GeneratorConfig
 from demo.generation.request import Request
 from demo.search.store import Record
 from demo.web.extensions import get_services
-from demo.web.jobs import Job, QueueFull
+from demo.web.jobs import Job, QueueFull, TooManyJobs
 from demo.web.views.forms import FormError
 
 log = logging.getLogger(__name__)
@@ -116,6 +123,8 @@ def generate(kind: str, generation: Request) -> Job:
     jobs = get_services().jobs
     try:
         job = jobs.submit(g.client, kind, generation)
+    except TooManyJobs as error:
+        raise TooManyRequests(str(error)) from error
     except QueueFull as error:
         raise ServiceUnavailable(str(error)) from error
     timeout = current_app.config["CLIENT_API_TIMEOUT"]

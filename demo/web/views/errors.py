@@ -14,7 +14,8 @@ TITLES = {
     400: "요청을 처리할 수 없습니다",
     404: "찾을 수 없습니다",
     405: "허용되지 않는 요청입니다",
-    413: "파일이 너무 큽니다",
+    413: "요청이 너무 큽니다",
+    429: "대기 중인 작업이 너무 많습니다",
     503: "지금은 처리할 수 없습니다",
 }
 
@@ -22,8 +23,14 @@ TITLES = {
 def reason(error: HTTPException) -> str:
     """What went wrong, for the person who sent the request (the client-compatible APIs answer it too)."""
     limit = request.max_content_length
-    if isinstance(error, RequestEntityTooLarge) and limit:
-        return f"the upload is larger than the limit of {limit / 1024 / 1024:.0f} MB"
+    if isinstance(error, RequestEntityTooLarge):
+        # Werkzeug raises the same error for a body over the limit and for a form over its part or field limits.
+        if limit and (request.content_length is None or request.content_length > limit):
+            return f"the upload is larger than the limit of {limit / 1024 / 1024:.0f} MB"
+        return (
+            f"the form has too many fields (at most {request.max_form_parts}) or a text field larger than "
+            f"{request.max_form_memory_size // 1024} kB"
+        )
     if isinstance(error, CSRFError):
         return (
             f"the form has expired or was not sent from this site ({error.description}); reload the page and try again"

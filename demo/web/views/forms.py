@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask import session
 from werkzeug.datastructures import FileStorage
 
+from demo.generation.config import GeneratorConfig
 from demo.generation.images import ImageError, open_upload
-from demo.generation.request import GenerationError, Request
-
-if TYPE_CHECKING:  # only its type: views never load the model libraries
-    from demo.generation.pipeline import ImageGenerator
+from demo.generation.request import GenerationError, Request, validate
+from demo.generation.text import TextError, clean_text
 
 TRUE = {"1", "true", "on", "yes"}
 FALSE = {"0", "false", "off", "no", ""}
@@ -59,11 +58,15 @@ def text_field(fields: Mapping[str, Any], name: str) -> str:
     value = fields.get(name, "")
     if not isinstance(value, str):
         raise FormError(f"{name} must be text")
+    try:
+        return clean_text(value, name)
+    except TextError as error:
+        raise FormError(str(error)) from None
     return value
 
 
 def generation_request(
-    fields: Mapping[str, Any], generator: ImageGenerator, upload: FileStorage | None = None
+    fields: Mapping[str, Any], config: GeneratorConfig, upload: FileStorage | None = None
 ) -> Request:
     """A validated request from the txt2img/img2img fields (form or JSON); `GenerationError` says what is wrong."""
     init_image = None
@@ -89,4 +92,4 @@ def generation_request(
         )
     except FormError as error:
         raise GenerationError(str(error)) from error
-    return generator.validate(request)
+    return validate(config, request)

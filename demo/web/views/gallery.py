@@ -22,7 +22,7 @@ def gallery():
     limit = current_app.config["PAGE_SIZE"]
     try:
         records = page_of_records(limit)
-    except FormError as error:
+    except (FormError, GalleryError) as error:
         abort(400, str(error))
     older = records[-1].id if len(records) == limit else None
     return render_template("gallery.html", records=records, older=older)

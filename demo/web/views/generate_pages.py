@@ -7,7 +7,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from demo.generation.request import GenerationError
 from demo.search.index import SearchError
 from demo.web.extensions import get_services
-from demo.web.jobs import JobNotFound, QueueFull
+from demo.web.jobs import JobNotFound, QueueFull, TooManyJobs
 from demo.web.views.forms import generation_request, owner
 
 bp = Blueprint("generate", __name__)
@@ -16,9 +16,7 @@ bp = Blueprint("generate", __name__)
 def _form_page(kind: str, error: str | None = None, status: int = 200):
     s = get_services()
     fields = request.form if request.method == "POST" else request.args
-    page = render_template(
-        f"{kind}.html", config=s.generator.config, fields=fields, error=error, jobs=s.jobs.jobs(owner())[:8]
-    )
+    page = render_template(f"{kind}.html", config=s.config, fields=fields, error=error, jobs=s.jobs.jobs(owner())[:8])
     return page, status
 
 
@@ -28,9 +26,11 @@ def _submit(kind: str):
     if kind == "img2img" and (upload is None or not upload.filename):
         return _form_page(kind, "이미지 파일을 골라 주세요 (choose an image file)", 400)
     try:
-        job = s.jobs.submit(owner(), kind, generation_request(request.form, s.generator, upload))
+        job = s.jobs.submit(owner(), kind, generation_request(request.form, s.config, upload))
     except GenerationError as error:
         return _form_page(kind, str(error), 400)
+    except TooManyJobs as error:
+        return _form_page(kind, str(error), 429)
     except QueueFull as error:
         return _form_page(kind, str(error), 503)
     return redirect(url_for("generate.job", job_id=job.id), code=303)

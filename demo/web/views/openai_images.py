@@ -15,7 +15,7 @@ from flask import jsonify, request, url_for
 from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
 
 from demo.generation.config import GeneratorConfig
-from demo.generation.request import GenerationError, Request
+from demo.generation.request import GenerationError, Request, validate
 from demo.web.extensions import get_services
 from demo.web.views.clients import client_blueprint, gallery_records, generate, parse_size, square_size, stored_png
 from demo.web.views.errors import reason
@@ -73,7 +73,7 @@ def generations():
     response_format = body.get("response_format") or "url"
     if response_format not in RESPONSE_FORMATS:
         _invalid(f"response_format must be one of {', '.join(RESPONSE_FORMATS)}", "response_format")
-    config = get_services().generator.config
+    config = get_services().config
     try:
         n = number(body, "n", int, "n")
     except FormError as error:
@@ -83,7 +83,7 @@ def generations():
         _invalid(f"n must be between 1 and {config.limits.max_images}", "n")
     size = _size(body.get("size"), config)
     try:
-        generation = get_services().generator.validate(Request(prompt=prompt, size=size, num_images=n))
+        generation = validate(config, Request(prompt=prompt, size=size, num_images=n))
     except GenerationError as error:
         _invalid(str(error))
     job = generate("txt2img", generation)

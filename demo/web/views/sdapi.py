@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import hashlib
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from flask import abort, current_app, g, jsonify, request
+from huggingface_hub import hf_hub_download
+from huggingface_hub.errors import HfHubHTTPError
 from PIL import Image
 from werkzeug.exceptions import HTTPException
 
+from demo.generation.config import resolve
 from demo.generation.images import ImageError, open_upload
-from demo.generation.request import GenerationError, Request
+from demo.generation.request import GenerationError, Request, validate
 from demo.web.extensions import get_services
 from demo.web.jobs import CANCELLED, Job
 from demo.web.views.clients import client_blueprint, gallery_records, generate, square_size, stored_png
@@ -86,20 +91,34 @@ class Checkpoint:
 
 
 def checkpoint() -> Checkpoint:
-    config = get_services().generator.config
+    config = get_services().config
     digest = hashlib.sha256(json.dumps(dataclasses.asdict(config), sort_keys=True).encode()).hexdigest()
     source = str(current_app.config["GENERATOR_CONFIG"])
     return Checkpoint(f"{config.name} [{digest[:10]}]", config.name, digest, config.base, source)
 
 
+@functools.cache
+def scheduler_config(base: str) -> dict[str, Any]:
+    """The base pipeline's `scheduler/scheduler_config.json`, read from disk (a Redis front loads no model)."""
+    local = Path(resolve(base))
+    try:
+        path = local / "scheduler" / "scheduler_config.json"
+        if not local.is_dir():
+            path = Path(hf_hub_download(base, "scheduler_config.json", subfolder="scheduler"))
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, HfHubHTTPError) as error:
+        current_app.logger.warning("cannot read the scheduler config of %s: %s", base, error)
+        return {}
+
+
 def sampler() -> tuple[str, str, str]:
     """(A1111 sampler name, diffusers class, schedule type) of the base pipeline's scheduler: what actually runs."""
-    scheduler = get_services().generator.base.scheduler
-    cls = type(scheduler).__name__
+    settings = scheduler_config(get_services().config.base)
+    cls = settings.get("_class_name", "unknown")
     name = SAMPLERS.get(cls, cls)
-    if cls == "DPMSolverMultistepScheduler" and scheduler.config.get("algorithm_type") == "sde-dpmsolver++":
+    if cls == "DPMSolverMultistepScheduler" and settings.get("algorithm_type") == "sde-dpmsolver++":
         name = "DPM++ 2M SDE"
-    schedule = next((label for flag, label in SCHEDULES if scheduler.config.get(flag)), "Automatic")
+    schedule = next((label for flag, label in SCHEDULES if settings.get(flag)), "Automatic")
     return name, cls, schedule
 
 
@@ -128,8 +147,7 @@ def _picked(wanted: Any, *available: str) -> bool:
 
 def _generation(fields: dict, img2img: bool) -> tuple[Request, list[str]]:
     """Our request for an A1111 txt2img/img2img body, and a note for each field it cannot honour."""
-    generator = get_services().generator
-    config = generator.config
+    config = get_services().config
     notes = [
         f"{name}={fields[name]!r} is not supported here and was ignored"
         for name, neutral in UNHONOURED.items()
@@ -184,7 +202,7 @@ def _generation(fields: dict, img2img: bool) -> tuple[Request, list[str]]:
         init_image=init_image,
         strength=strength,
     )
-    return generator.validate(generation), notes
+    return validate(config, generation), notes
 
 
 def _override_notes(overrides: Any) -> list[str]:
@@ -218,7 +236,7 @@ def _infotext(generation: Request, seed: int, img2img: bool) -> str:
     if img2img:
         parameters["Denoising strength"] = generation.strength
     if generation.refiner:
-        refiner = get_services().generator.config.refiner
+        refiner = get_services().config.refiner
         parameters |= {"Refiner": refiner, "Refiner switch at": 1 - generation.refiner_strength}
     negative = [f"Negative prompt: {generation.negative_prompt}"] if generation.negative_prompt else []
     return "\n".join([generation.prompt, *negative, ", ".join(f"{k}: {v}" for k, v in parameters.items())])
@@ -292,7 +310,7 @@ def progress():
     waiting = _unfinished(mine)
     running = next((job for job in waiting if job.status == "running"), None)
     done = running.step / running.total_steps if running and running.total_steps else 0.0
-    elapsed = time.monotonic() - running.started if running and running.started else 0.0
+    elapsed = time.time() - running.started if running and running.started else 0.0
     if running:
         textinfo = f"step {running.step}/{running.total_steps}"
     elif waiting:
