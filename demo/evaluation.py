@@ -31,8 +31,13 @@ BATCH_SIZE = 50
 ENCODERS = {"teacher": "english", "korean": "korean"}  # the CLI's names for the Generator's prompt encoders
 
 
-def generate(generator: Generator, prompts: list[str], seeds: list[int], refiner: bool | None = None,
-             batch_size: int = BATCH_SIZE) -> list[Image.Image]:
+def generate(
+    generator: Generator,
+    prompts: list[str],
+    seeds: list[int],
+    refiner: bool | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> list[Image.Image]:
     """One image per (prompt, seed), `batch_size` prompts per pipeline call."""
     images = []
     for start in tqdm(range(0, len(prompts), batch_size), desc="generating", file=sys.stderr, leave=False):
@@ -41,8 +46,14 @@ def generate(generator: Generator, prompts: list[str], seeds: list[int], refiner
     return images
 
 
-def evaluate(generator: Generator, prompts: list[str], scenes: list[Scene], seeds: int = 1,
-             refiner: bool | None = None, scorer: SceneScorer | None = None) -> Report:
+def evaluate(
+    generator: Generator,
+    prompts: list[str],
+    scenes: list[Scene],
+    seeds: int = 1,
+    refiner: bool | None = None,
+    scorer: SceneScorer | None = None,
+) -> Report:
     """Generate `seeds` images per prompt (seed k·1000+i for prompt i) and score them all."""
     jobs = [(k * 1000 + i, i) for k in range(seeds) for i in range(len(prompts))]
     images = generate(generator, [prompts[i] for _, i in jobs], [seed for seed, _ in jobs], refiner)
@@ -56,18 +67,30 @@ def combine(reports: list[Report]) -> Report:
     def mean(values: list[float]) -> float:
         return sum(v * r.n for v, r in zip(values, reports)) / n
 
-    return Report(n, mean([r.all_correct for r in reports]),
-                  {a: mean([r.per_attribute[a] for r in reports]) for a in ATTRIBUTES},
-                  mean([r.clip_score for r in reports]))
+    return Report(
+        n,
+        mean([r.all_correct for r in reports]),
+        {a: mean([r.per_attribute[a] for r in reports]) for a in ATTRIBUTES},
+        mean([r.clip_score for r in reports]),
+    )
 
 
 def comparison(korean: Report, english: Report) -> dict:
-    return {"korean": korean.as_dict(), "english": english.as_dict(),
-            "ratio": korean.all_correct / max(english.all_correct, 1e-9)}
+    return {
+        "korean": korean.as_dict(),
+        "english": english.as_dict(),
+        "ratio": korean.all_correct / max(english.all_correct, 1e-9),
+    }
 
 
-def probe(korean: Generator, english: Generator, directory: Path, seeds: int = 1, refiner: bool | None = None,
-          limit: int | None = None) -> dict:
+def probe(
+    korean: Generator,
+    english: Generator,
+    directory: Path,
+    seeds: int = 1,
+    refiner: bool | None = None,
+    limit: int | None = None,
+) -> dict:
     """Per category file of `directory` (and over all of them): Korean vs English on the same scenes and seeds."""
     files = sorted(Path(directory).glob("*.csv"))
     if not files:
@@ -79,8 +102,10 @@ def probe(korean: Generator, english: Generator, directory: Path, seeds: int = 1
         translations = read_prompts(path, "english")[0] if has_column(path, "english") else None
         prompts, scenes = prompts[:limit], scenes[:limit]
         translations = (translations or [english_caption(s) for s in scenes])[:limit]
-        pair = (evaluate(korean, prompts, scenes, seeds, refiner, scorer),
-                evaluate(english, translations, scenes, seeds, refiner, scorer))
+        pair = (
+            evaluate(korean, prompts, scenes, seeds, refiner, scorer),
+            evaluate(english, translations, scenes, seeds, refiner, scorer),
+        )
         categories[path.stem] = comparison(*pair)
         reports.append(pair)
     return {"categories": categories, "all": comparison(*(combine(list(r)) for r in zip(*reports)))}
@@ -88,8 +113,11 @@ def probe(korean: Generator, english: Generator, directory: Path, seeds: int = 1
 
 def format_report(report: Report) -> str:
     lines = [f"{name:<12}{accuracy:7.1%}" for name, accuracy in report.per_attribute.items()]
-    lines += [f"{'all correct':<12}{report.all_correct:7.1%}", f"{'clip score':<12}{report.clip_score:7.2f}",
-              f"{'images':<12}{report.n:7d}"]
+    lines += [
+        f"{'all correct':<12}{report.all_correct:7.1%}",
+        f"{'clip score':<12}{report.clip_score:7.2f}",
+        f"{'images':<12}{report.n:7d}",
+    ]
     return "\n".join(lines)
 
 
@@ -104,16 +132,25 @@ def format_probe(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m miniworld.evaluate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m miniworld.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("prompts", type=Path, nargs="?", help="CSV with columns " + ",".join(COLUMNS))
     parser.add_argument("--probe", type=Path, metavar="DIR", help="score every *.csv of DIR, Korean against English")
-    parser.add_argument("--encoder", choices=list(ENCODERS), default="teacher",
-                        help="teacher: the pipelines' English CLIP; korean: the config's ko_clip student")
+    parser.add_argument(
+        "--encoder",
+        choices=list(ENCODERS),
+        default="teacher",
+        help="teacher: the pipelines' English CLIP; korean: the config's ko_clip student",
+    )
     parser.add_argument("--config", default="embedded", help="generator config: a demo/configs name or a YAML path")
     parser.add_argument("--korean-encoder", help="a ko_clip encoder directory instead of the config's")
-    parser.add_argument("--refiner", action=argparse.BooleanOptionalAction, default=None,
-                        help="run the refiner (default: the config's refiner_default, as in the app)")
+    parser.add_argument(
+        "--refiner",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the refiner (default: the config's refiner_default, as in the app)",
+    )
     parser.add_argument("--seeds", type=int, default=1, help="images per prompt")
     parser.add_argument("--steps", type=int, help="default: the config's")
     parser.add_argument("--guidance", type=float, help="default: the config's")
@@ -128,12 +165,23 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--seeds must be at least 1")
     try:
         config = load_config(args.config)
-        settings = {"steps": args.steps, "guidance": args.guidance, "refiner_strength": args.refiner_strength,
-                    "refiner_guidance": args.refiner_guidance, "korean_encoder": args.korean_encoder}
+        settings = {
+            "steps": args.steps,
+            "guidance": args.guidance,
+            "refiner_strength": args.refiner_strength,
+            "refiner_guidance": args.refiner_guidance,
+            "korean_encoder": args.korean_encoder,
+        }
         config = replace(config, **{key: value for key, value in settings.items() if value is not None})
         if args.probe is not None:
-            result = probe(Generator(config, "korean"), Generator(config, "english"), args.probe, args.seeds,
-                           args.refiner, args.limit)
+            result = probe(
+                Generator(config, "korean"),
+                Generator(config, "english"),
+                args.probe,
+                args.seeds,
+                args.refiner,
+                args.limit,
+            )
             print(json.dumps(result) if args.json else format_probe(result))
             return 0
         prompts, scenes = read_prompts(args.prompts)

@@ -63,7 +63,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         from miniworld.scoring import SceneScorer
 
         generator_config = replace(load_generator_config("embedded"), korean_encoder=str(model_dir))
-        generators = {"korean": Generator(generator_config, "korean"), "english": Generator(generator_config, "english")}
+        generators = {name: Generator(generator_config, name) for name in ("korean", "english")}
         scorer = SceneScorer()
     for path in args.prompts:
         korean, scenes = read_prompts(path)

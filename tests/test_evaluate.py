@@ -14,10 +14,22 @@ from miniworld.prompts import read_prompts
 from miniworld.world import Scene, english_caption
 
 ROWS = [
-    {"prompt": "a large green star on the left on a gray background", "color": "green", "shape": "star", "size": "large",
-     "position": "left", "background": "gray"},
-    {"prompt": "a small yellow diamond at the top on a black background", "color": "yellow", "shape": "diamond",
-     "size": "small", "position": "top", "background": "black"},
+    {
+        "prompt": "a large green star on the left on a gray background",
+        "color": "green",
+        "shape": "star",
+        "size": "large",
+        "position": "left",
+        "background": "gray",
+    },
+    {
+        "prompt": "a small yellow diamond at the top on a black background",
+        "color": "yellow",
+        "shape": "diamond",
+        "size": "small",
+        "position": "top",
+        "background": "black",
+    },
 ]
 
 
@@ -37,23 +49,38 @@ def test_english_through_the_generator_is_the_pipeline_reading_its_own_prompt(te
     ours = teacher_generator(Request(prompt, seed=4, steps=6, refiner=False)).images[0]
     base = StableDiffusionPipeline.from_pretrained(BASE_DIR)
     base.set_progress_bar_config(disable=True)
-    theirs = base(prompt, negative_prompt="", num_inference_steps=6, guidance_scale=5.0,
-                  generator=torch.Generator().manual_seed(4)).images[0]
+    theirs = base(
+        prompt,
+        negative_prompt="",
+        num_inference_steps=6,
+        guidance_scale=5.0,
+        generator=torch.Generator().manual_seed(4),
+    ).images[0]
     assert np.array_equal(np.asarray(ours), np.asarray(theirs))
 
 
 def test_generation_smoke_reads_the_prompted_colour(teacher_generator, scorer):
-    prompts = ["a large red circle in the center on a white background", "a large blue square in the center on a black background"]
+    prompts = [
+        "a large red circle in the center on a white background",
+        "a large blue square in the center on a black background",
+    ]
     for refiner in (False, True):
-        images = teacher_generator.generate_batch([Request(p, seed=0, steps=20, refiner=refiner) for p in prompts]).images
+        images = teacher_generator.generate_batch(
+            [Request(p, seed=0, steps=20, refiner=refiner) for p in prompts]
+        ).images
         assert [r["color"] for r in scorer.read(images)] == ["red", "blue"]
 
 
 def test_a_batch_is_the_same_images_as_one_request_at_a_time(generator):
-    requests = [Request("흰 배경 왼쪽에 있는 큰 빨간 원", seed=3, steps=5, num_images=2), Request("검은 배경 위쪽의 작은 파란 별", seed=9, steps=5)]
+    requests = [
+        Request("흰 배경 왼쪽에 있는 큰 빨간 원", seed=3, steps=5, num_images=2),
+        Request("검은 배경 위쪽의 작은 파란 별", seed=9, steps=5),
+    ]
     batch = generator.generate_batch(requests)
     alone = [image for r in requests for image in generator(r).images]
-    assert batch.seeds == [3, 4, 9] and [p["prompt"] for p in batch.parameters] == [r.prompt for r in requests for _ in range(r.num_images)]
+    assert batch.seeds == [3, 4, 9] and [p["prompt"] for p in batch.parameters] == [
+        r.prompt for r in requests for _ in range(r.num_images)
+    ]
     # the same images up to rounding: a larger batch only sums the same products in another order
     assert all(np.abs(np.asarray(a, dtype=int) - np.asarray(b)).max() <= 2 for a, b in zip(batch.images, alone))
     with pytest.raises(GenerationError, match="must share steps"):
@@ -84,20 +111,29 @@ def test_probe_scores_each_category_in_korean_and_english(tmp_path, capsys):
     scenes = [Scene("red", "circle", "large", "left", "white"), Scene("blue", "square", "large", "center", "black")]
     probe = tmp_path / "probe"
     probe.mkdir()
-    pd.DataFrame([{"prompt": "흰 배경 왼쪽에 있는 큰 빨간 원", **scenes[0].as_dict()},
-                  {"prompt": "검은 배경 가운데에 있는 큰 파란 네모", **scenes[1].as_dict()}]).to_csv(probe / "plain.csv", index=False)
-    pd.DataFrame([{"prompt": "왼쪽에 큰 빨간 원, 배경은 흰색", "english": english_caption(scenes[0]), **scenes[0].as_dict()}]
-                 ).to_csv(probe / "reordered.csv", index=False)
+    pd.DataFrame(
+        [
+            {"prompt": "흰 배경 왼쪽에 있는 큰 빨간 원", **scenes[0].as_dict()},
+            {"prompt": "검은 배경 가운데에 있는 큰 파란 네모", **scenes[1].as_dict()},
+        ]
+    ).to_csv(probe / "plain.csv", index=False)
+    pd.DataFrame(
+        [{"prompt": "왼쪽에 큰 빨간 원, 배경은 흰색", "english": english_caption(scenes[0]), **scenes[0].as_dict()}]
+    ).to_csv(probe / "reordered.csv", index=False)
     assert main(["--probe", str(probe), "--json", "--steps", "10"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result["categories"]) == {"plain", "reordered"}
     for category, n in (("plain", 2), ("reordered", 1)):
         c = result["categories"][category]
-        assert c["korean"]["n"] == c["english"]["n"] == n and set(c["korean"]["per_attribute"]) == set(scenes[0].as_dict())
+        assert c["korean"]["n"] == c["english"]["n"] == n and set(c["korean"]["per_attribute"]) == set(
+            scenes[0].as_dict()
+        )
         assert c["ratio"] == pytest.approx(c["korean"]["all_correct"] / max(c["english"]["all_correct"], 1e-9))
     assert result["all"]["korean"]["n"] == 3
     plain, reordered = result["categories"]["plain"]["korean"], result["categories"]["reordered"]["korean"]
-    assert result["all"]["korean"]["all_correct"] == pytest.approx((2 * plain["all_correct"] + reordered["all_correct"]) / 3)
+    assert result["all"]["korean"]["all_correct"] == pytest.approx(
+        (2 * plain["all_correct"] + reordered["all_correct"]) / 3
+    )
     assert main(["--probe", str(probe)]) == 0 and "reordered" in capsys.readouterr().out
 
 
