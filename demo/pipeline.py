@@ -13,8 +13,8 @@ import importlib.util
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 import torch
 from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline, StableDiffusionXLImg2ImgPipeline
@@ -87,7 +87,7 @@ class Generator:
         self.device = _device(config)
         self.dtype = _dtype(config, self.device)
         self._lock = threading.Lock()
-        load = dict(dtype=self.dtype, variant=config.variant)
+        load = {"dtype": self.dtype, "variant": config.variant}
         self.encoder = self._prompt_encoder(prompt_encoder)
         # The prompt encoder replaces the pipelines' text encoders, so they do not load them.
         self.base = StableDiffusionPipeline.from_pretrained(resolve(config.base), text_encoder=None, **load)
@@ -185,10 +185,9 @@ class Generator:
     def _text(self, prompts: list[str], negatives: list[str], targets: list[str]) -> tuple[dict[str, dict], list[str]]:
         """Pipeline text arguments per target, from one encoder pass over every distinct prompt and negative."""
         encoded = [t for t in targets if t in self.encoder.targets]
-        texts = list(dict.fromkeys(prompts + negatives))
-        embeds = self.encoder.encode_all(texts, encoded) if encoded else {}
-        cond = torch.tensor([texts.index(p) for p in prompts])
-        uncond = torch.tensor([texts.index(p) for p in negatives])
+        row = {text: i for i, text in enumerate(dict.fromkeys(prompts + negatives))}
+        embeds = self.encoder.encode_all(list(row), encoded) if encoded else {}
+        cond, uncond = [row[p] for p in prompts], [row[n] for n in negatives]
         text, notes = {}, []
         for target in targets:
             if target not in embeds:
@@ -217,13 +216,11 @@ class Generator:
             raise GenerationError("no requests")
         request = requests[0]
         shared = ("steps", "guidance", "size", "refiner", "refiner_strength", "strength")
-        if any(getattr(r, k) != getattr(request, k) for r in requests for k in shared) or len(
-            {r.init_image is None for r in requests}
-        ) > 1:
+        if len({(*(getattr(r, k) for k in shared), r.init_image is None) for r in requests}) > 1:
             raise GenerationError(f"requests generated together must share {', '.join(shared)} and the mode")
-        seeds = [(r.seed + i) % 2**32 for r in requests for i in range(r.num_images)]
-        prompts = [r.prompt for r in requests for _ in range(r.num_images)]
-        negatives = [r.negative_prompt for r in requests for _ in range(r.num_images)]
+        images_of = [(r, (r.seed + i) % 2**32) for r in requests for i in range(r.num_images)]  # one per image
+        seeds = [seed for _, seed in images_of]
+        prompts, negatives = [r.prompt for r, _ in images_of], [r.negative_prompt for r, _ in images_of]
         total = self.total_steps(request)
         done = 0
 
@@ -236,7 +233,7 @@ class Generator:
                 raise Cancelled()
             return tensors
 
-        common = dict(num_inference_steps=request.steps, callback_on_step_end=on_step)
+        common = {"num_inference_steps": request.steps, "callback_on_step_end": on_step}
         started = time.perf_counter()
         with self._lock, torch.inference_mode():
             text, notes = self._text(prompts, negatives, list(TARGETS if request.refiner else TARGETS[:1]))
@@ -250,7 +247,7 @@ class Generator:
                     output_type=output_type, guidance_scale=request.guidance, **common,
                 ).images
             else:
-                init = [r.init_image for r in requests for _ in range(r.num_images)]
+                init = [r.init_image for r, _ in images_of]
                 images = self.img2img(
                     **text["base"], image=init, strength=request.strength, generator=generators,
                     output_type=output_type, guidance_scale=request.guidance, **common,
@@ -261,7 +258,7 @@ class Generator:
                     **text["refiner"], image=images, strength=request.refiner_strength,
                     guidance_scale=self.refiner_guidance(request), generator=generators, output_type="pil", **common,
                 ).images
-        parameters = [self.parameters(r, (r.seed + i) % 2**32) for r in requests for i in range(r.num_images)]
+        parameters = [self.parameters(r, seed) for r, seed in images_of]
         return Result(images, seeds, parameters, notes, time.perf_counter() - started)
 
     def refiner_guidance(self, request: Request) -> float:
