@@ -162,3 +162,21 @@ def _ok(tmp_path):
     path = tmp_path / "ok.csv"
     path.write_text("prompt,color,shape,size,position,background\n빨간 원,red,circle,small,left,white\n")
     return path
+
+
+def test_ko_clip_evaluate_generates_through_the_same_generator(tmp_path, capsys, generator, teacher_generator, scorer):
+    from ko_clip.__main__ import main as ko_clip_main
+    from miniworld.paths import KOREAN_ENCODER_DIR
+
+    scene = Scene("red", "circle", "large", "left", "white")
+    (tmp_path / "pairs.csv").write_text("ko,en\n빨간 원,a red circle\n파란 네모,a blue square\n")
+    prompts = tmp_path / "prompts.csv"
+    pd.DataFrame([{"prompt": "흰 배경 왼쪽에 있는 큰 빨간 원", "en": english_caption(scene), **scene.as_dict()}]).to_csv(
+        prompts, index=False
+    )
+    argv = ["evaluate", "--model", str(KOREAN_ENCODER_DIR), "--pairs", str(tmp_path / "pairs.csv")]
+    assert ko_clip_main([*argv, "--prompts", str(prompts), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)[str(prompts)]
+    assert result["korean"] == evaluate(generator, ["흰 배경 왼쪽에 있는 큰 빨간 원"], [scene], scorer=scorer).as_dict()
+    assert result["english"] == evaluate(teacher_generator, [english_caption(scene)], [scene], scorer=scorer).as_dict()
+    assert set(result) == {"embeddings", "korean", "english", "ratio"}
