@@ -91,6 +91,9 @@ def validate(config: GeneratorConfig, request: Request) -> Request:
         )
     if filled.refiner and c.refiner is None:
         raise GenerationError(f"the {c.name} configuration has no refiner")
+    if filled.refiner and int(filled.steps * filled.refiner_strength) < 1:
+        # the refiner would run no step at all and return no image
+        raise GenerationError("with the refiner, steps × refiner strength must be at least 1")
     if filled.init_image is not None:
         try:
             filled.init_image = fit(to_rgb(filled.init_image), filled.size)

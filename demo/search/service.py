@@ -28,6 +28,7 @@ from demo.search.store import GalleryStore, Record
 if TYPE_CHECKING:  # the model libraries load only where models do, so the index alone starts fast
     import torch
 
+    from demo.generation.pipeline import ImageGenerator
     from demo.search.embeddings import PromptEmbedder
 
 DEFAULT_DATA_DIR = REPO / "instance"  # the Flask app's instance folder
@@ -96,15 +97,27 @@ class SearchService:
         config: SearchConfig | None = None,
         embedder: PromptEmbedder | None = None,
         device: str | torch.device = "cpu",
+        generator: ImageGenerator | None = None,
     ) -> SearchService:
-        """Open (or create) the gallery in `data_dir`; the embedder is loaded from `config` unless given."""
+        """Open (or create) the gallery in `data_dir`; the embedder is loaded from `config` unless given.
+
+        Beside a `generator` it loads on the generator's device in its dtype and shares its Korean encoder when
+        both name the same one: no second encoder, no float32 CLIP beside a float16 pipeline on the GPU. Without
+        one (a Redis front) it loads on `device`.
+        """
         config = config or SearchConfig()
         if embedder is None:
             from demo.search.embeddings import PromptEmbedder
+            from ko_clip import KoreanPromptEncoder
 
-            embedder = PromptEmbedder.from_pretrained(
-                resolve(config.clip), resolve(config.korean_encoder), config.target, device
-            )
+            korean = resolve(config.korean_encoder)
+            placement = {"device": device}
+            if generator is not None:
+                placement = {"device": generator.device, "dtype": generator.dtype}
+                shared = generator.encoder
+                if korean == resolve(generator.config.korean_encoder) and isinstance(shared, KoreanPromptEncoder):
+                    korean = shared
+            embedder = PromptEmbedder.from_pretrained(resolve(config.clip), korean, config.target, **placement)
         store = GalleryStore(data_dir)
         return cls(store, PromptIndex(Path(data_dir) / "index", embedder.dim, config.index), embedder, config)
 

@@ -56,7 +56,7 @@ def init_app(app: Flask, generator: ImageGenerator | None = None, search: Search
         generation, device = generator.config, generator.device
     if search is None:
         search_config = load_search_config(config["SEARCH_CONFIG"])
-        search = SearchService.open(config["DATA_DIR"], search_config, device=device)
+        search = SearchService.open(config["DATA_DIR"], search_config, device=device, generator=generator)
     jobs = _jobs(config, Path(config["DATA_DIR"]), generator, search)
     services = app.extensions[EXTENSION] = Services(generation, search, jobs, generator)
     seeding = Path(config["DATA_DIR"]) / "seeding"  # from the first seed image to the last: a restart resumes

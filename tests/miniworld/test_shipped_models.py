@@ -2,7 +2,13 @@
 
 import torch
 from diffusers import AutoencoderKL, StableDiffusionPipeline, StableDiffusionXLImg2ImgPipeline, UNet2DConditionModel
-from transformers import CLIPModel, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer, CLIPVisionModelWithProjection
+from transformers import (
+    CLIPModel,
+    CLIPTextModel,
+    CLIPTextModelWithProjection,
+    CLIPTokenizer,
+    CLIPVisionModelWithProjection,
+)
 
 from ko_clip import KoreanPromptEncoder
 from miniworld.components import AttributeClassifier

@@ -4,7 +4,17 @@ import numpy as np
 import pytest
 
 from miniworld.korean import HELDOUT_TEMPLATES, TRAIN_TEMPLATES, attach_particles, korean_captions
-from miniworld.world import ATTRIBUTES, BACKGROUNDS, COLORS, IMAGE_SIZE, Scene, all_scenes, english_caption, render, sample
+from miniworld.world import (
+    ATTRIBUTES,
+    BACKGROUNDS,
+    COLORS,
+    IMAGE_SIZE,
+    Scene,
+    all_scenes,
+    english_caption,
+    render,
+    sample,
+)
 
 
 def test_render_is_deterministic_and_jittered():
