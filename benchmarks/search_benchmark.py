@@ -32,9 +32,9 @@ import random  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
 from dataclasses import asdict, dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Callable, Iterator  # noqa: E402
 
 import hnswlib  # noqa: E402
 import numpy as np  # noqa: E402
@@ -62,7 +62,9 @@ def normalise(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def clustered(n: int, queries: int, dim: int = 512, cluster_size: int = 100, spread: float = 0.5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def clustered(
+    n: int, queries: int, dim: int = 512, cluster_size: int = 100, spread: float = 0.5, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Points scattered around n/cluster_size centres, `spread` times as far as the centres are spread themselves."""
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((max(1, n // cluster_size), dim), dtype=np.float32)
@@ -71,7 +73,9 @@ def clustered(n: int, queries: int, dim: int = 512, cluster_size: int = 100, spr
         out = np.empty((count, dim), np.float32)
         for start in range(0, count, 100_000):
             size = min(100_000, count - start)
-            out[start : start + size] = centres[rng.integers(len(centres), size=size)] + spread * rng.standard_normal((size, dim), dtype=np.float32)
+            out[start : start + size] = centres[rng.integers(len(centres), size=size)] + spread * rng.standard_normal(
+                (size, dim), dtype=np.float32
+            )
         return normalise(out)
 
     return draw(n), draw(queries)
@@ -111,7 +115,9 @@ def miniworld(sizes: list[int], queries: int, seed: int = 0) -> Iterator[tuple[n
     embedder.batch_size = 256
     captions = miniworld_captions(max(sizes), seed)
     rng = random.Random(seed + 1)
-    asked = embedder.embed_texts([korean_caption(rng.choice(all_scenes()), rng.choice(HELDOUT_TEMPLATES), rng) for _ in range(queries)])
+    asked = embedder.embed_texts(
+        [korean_caption(rng.choice(all_scenes()), rng.choice(HELDOUT_TEMPLATES), rng) for _ in range(queries)]
+    )
     parts: list[np.ndarray] = []
     for n in sorted({min(n, len(captions)) for n in sizes}):
         done = sum(len(part) for part in parts)
@@ -144,14 +150,28 @@ class Truth:
 
     def recall(self, found: list[np.ndarray]) -> float:
         """Recall@10 that counts ties: the miniworld set has captions whose embeddings coincide."""
-        hits = [np.count_nonzero(self.vectors[np.unique(f)] @ q >= kth - 1e-5) for f, q, kth in zip(found, self.queries, self.kth)]
+        hits = [
+            np.count_nonzero(self.vectors[np.unique(f)] @ q >= kth - 1e-5)
+            for f, q, kth in zip(found, self.queries, self.kth)
+        ]
         return float(np.mean(hits)) / K
 
 
-def row(dataset: str, method: str, setting: str, build_s: float, size: int, seconds: np.ndarray, found: list[np.ndarray], truth: Truth) -> Row:
+def row(
+    dataset: str,
+    method: str,
+    setting: str,
+    build_s: float,
+    size: int,
+    seconds: np.ndarray,
+    found: list[np.ndarray],
+    truth: Truth,
+) -> Row:
     ms = seconds * 1000
     p50, p99 = np.percentile(ms, [50, 99])
-    return Row(dataset, len(truth.vectors), method, setting, build_s, size / 2**20, float(p50), float(p99), truth.recall(found))
+    return Row(
+        dataset, len(truth.vectors), method, setting, build_s, size / 2**20, float(p50), float(p99), truth.recall(found)
+    )
 
 
 def datasets(name: str, sizes: list[int], args: argparse.Namespace) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -168,8 +188,7 @@ def datasets(name: str, sizes: list[int], args: argparse.Namespace) -> Iterator[
 def ground_truth(vectors: np.ndarray, queries: np.ndarray) -> Truth:
     """The tenth best score of every query, a block of queries per matrix product."""
     kth = [
-        np.partition(vectors @ queries[start : start + 100].T, -K, axis=0)[-K]
-        for start in range(0, len(queries), 100)
+        np.partition(vectors @ queries[start : start + 100].T, -K, axis=0)[-K] for start in range(0, len(queries), 100)
     ]
     return Truth(vectors, queries, np.concatenate(kth))
 
@@ -179,7 +198,9 @@ def bench_exact(dataset: str, truth: Truth) -> Row:
     return row(dataset, "exact (numpy)", "matmul", 0.0, truth.vectors.nbytes, seconds, found, truth)
 
 
-def bench_annoy(dataset: str, truth: Truth, trees: list[int], target: float, give_up_ms: float, jobs: int, folder: Path) -> list[Row]:
+def bench_annoy(
+    dataset: str, truth: Truth, trees: list[int], target: float, give_up_ms: float, jobs: int, folder: Path
+) -> list[Row]:
     """For each tree count, the smallest search_k (doubling from trees·k) that reaches `target`; the doubling stops
     early once a query takes longer than `give_up_ms` (exact search is faster there anyway)."""
     vectors, queries, rows = truth.vectors, truth.queries, []
@@ -194,8 +215,20 @@ def bench_annoy(dataset: str, truth: Truth, trees: list[int], target: float, giv
         build_s = time.perf_counter() - start
         search_k = count * K
         while True:
-            found, seconds = latencies(lambda q: index.get_nns_by_vector(q.tolist(), K, search_k=search_k), queries)
-            result = row(dataset, "annoy", f"trees={count} search_k={search_k}", build_s, path.stat().st_size, seconds, found, truth)
+            found, seconds = latencies(
+                lambda q, index=index, search_k=search_k: index.get_nns_by_vector(q.tolist(), K, search_k=search_k),
+                queries,
+            )
+            result = row(
+                dataset,
+                "annoy",
+                f"trees={count} search_k={search_k}",
+                build_s,
+                path.stat().st_size,
+                seconds,
+                found,
+                truth,
+            )
             if result.recall >= target or search_k >= len(vectors) or result.p50_ms > give_up_ms:
                 break
             search_k *= 2
@@ -251,9 +284,15 @@ def crossover(rows: list[Row], target: float) -> str:
 
 
 def table(rows: list[Row]) -> str:
-    lines = [f"{'dataset':<10} {'n':>9} {'method':<14} {'setting':<28} {'build s':>8} {'size MB':>8} {'p50 ms':>7} {'p99 ms':>7} {'recall@10':>9}"]
+    lines = [
+        f"{'dataset':<10} {'n':>9} {'method':<14} {'setting':<28} {'build s':>8} {'size MB':>8} "
+        f"{'p50 ms':>7} {'p99 ms':>7} {'recall@10':>9}"
+    ]
     for r in rows:
-        lines.append(f"{r.dataset:<10} {r.n:>9,} {r.method:<14} {r.setting:<28} {r.build_s:>8.1f} {r.size_mb:>8.1f} {r.p50_ms:>7.2f} {r.p99_ms:>7.2f} {r.recall:>9.3f}")
+        lines.append(
+            f"{r.dataset:<10} {r.n:>9,} {r.method:<14} {r.setting:<28} {r.build_s:>8.1f} {r.size_mb:>8.1f} "
+            f"{r.p50_ms:>7.2f} {r.p99_ms:>7.2f} {r.recall:>9.3f}"
+        )
     return "\n".join(lines)
 
 
@@ -270,11 +309,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--dim", type=int, default=512, help="dimensions of the clustered vectors")
     parser.add_argument("--cluster-size", type=int, default=1000, help="clustered: vectors per cluster")
-    parser.add_argument("--spread", type=float, default=0.5, help="clustered: spread within a cluster / between centres")
+    parser.add_argument(
+        "--spread", type=float, default=0.5, help="clustered: spread within a cluster / between centres"
+    )
     parser.add_argument("--trees", default="16,32,64", help="Annoy tree counts to try")
     parser.add_argument("--target-recall", type=float, default=0.95)
-    parser.add_argument("--scan-budget", type=float, default=3e8, help="at most this many vectors scanned by exact search per size: fewer queries at 1M")
-    parser.add_argument("--give-up", type=float, default=3.0, help="stop raising Annoy's search_k once its p50 is this many times exact search's")
+    parser.add_argument(
+        "--scan-budget",
+        type=float,
+        default=3e8,
+        help="at most this many vectors scanned by exact search per size: fewer queries at 1M",
+    )
+    parser.add_argument(
+        "--give-up",
+        type=float,
+        default=3.0,
+        help="stop raising Annoy's search_k once its p50 is this many times exact search's",
+    )
     parser.add_argument("--build-jobs", type=int, default=1, help="threads for building the indexes (-1: all)")
     parser.add_argument("--out", type=Path, help="also write the rows as JSON")
     args = parser.parse_args(argv)
@@ -288,15 +339,24 @@ def main(argv: list[str] | None = None) -> int:
         for dataset in args.datasets.split(","):
             for vectors, queries in datasets(dataset, sizes, args):
                 queries = queries[: max(1, min(len(queries), int(args.scan_budget // len(vectors))))]
-                print(f"{dataset}: {len(vectors):,} × {vectors.shape[1]}, {len(queries)} queries", file=sys.stderr, flush=True)
+                print(
+                    f"{dataset}: {len(vectors):,} × {vectors.shape[1]}, {len(queries)} queries",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 truth = ground_truth(vectors, queries)
                 these = [bench_exact(dataset, truth)]
                 give_up_ms = args.give_up * these[0].p50_ms
-                these += bench_annoy(dataset, truth, trees, args.target_recall, give_up_ms, args.build_jobs, Path(folder))
+                these += bench_annoy(
+                    dataset, truth, trees, args.target_recall, give_up_ms, args.build_jobs, Path(folder)
+                )
                 these.append(bench_hnsw(dataset, truth, args.target_recall, args.build_jobs, Path(folder)))
                 print(table(these).split("\n", 1)[1], file=sys.stderr, flush=True)
                 rows += these
-            print(f"{dataset}: crossover {crossover([r for r in rows if r.dataset == dataset], args.target_recall)}", file=sys.stderr)
+            print(
+                f"{dataset}: crossover {crossover([r for r in rows if r.dataset == dataset], args.target_recall)}",
+                file=sys.stderr,
+            )
     print(table(rows))
     print()
     for dataset in args.datasets.split(","):

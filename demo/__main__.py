@@ -12,7 +12,9 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (this machine only) by default")
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("--config", help="generator config: embedded (default), sd2-sdxl or a YAML path")

@@ -28,7 +28,9 @@ def output_paths(out: Path, count: int) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m demo.generate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m demo.generate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("prompt", help="the prompt, in Korean")
     parser.add_argument("--out", type=Path, default=Path("out.png"))
     parser.add_argument("--negative", default="", help="negative prompt")
@@ -36,7 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int)
     parser.add_argument("--guidance", type=float)
     parser.add_argument("--num-images", type=int, default=1)
-    parser.add_argument("--refiner", action=argparse.BooleanOptionalAction, help="run the SDXL refiner after the base (default: the config's refiner_default)")
+    parser.add_argument(
+        "--refiner",
+        action=argparse.BooleanOptionalAction,
+        help="run the SDXL refiner after the base (default: the config's refiner_default)",
+    )
     parser.add_argument("--refiner-strength", type=float)
     parser.add_argument("--init-image", type=Path, help="image→image: start from this image")
     parser.add_argument("--strength", type=float, help="image→image strength (default from the config)")
@@ -46,12 +52,20 @@ def main(argv: list[str] | None = None) -> int:
         init_image = open_upload(args.init_image.read_bytes()) if args.init_image else None
         config = load_config(args.config)
         request = Request(
-            prompt=args.prompt, negative_prompt=args.negative, seed=args.seed, steps=args.steps, guidance=args.guidance,
-            num_images=args.num_images, refiner=args.refiner, refiner_strength=args.refiner_strength,
-            init_image=init_image, strength=args.strength,
+            prompt=args.prompt,
+            negative_prompt=args.negative,
+            seed=args.seed,
+            steps=args.steps,
+            guidance=args.guidance,
+            num_images=args.num_images,
+            refiner=args.refiner,
+            refiner_strength=args.refiner_strength,
+            init_image=init_image,
+            strength=args.strength,
         )
         generator = ImageGenerator(config)
         with tqdm(desc="generating", unit="step") as bar:
+
             def progress(step: int, total: int) -> None:
                 bar.total = total
                 bar.update(step - bar.n)

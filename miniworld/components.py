@@ -121,7 +121,9 @@ class AttributeClassifier(ModelMixin, ConfigMixin):
             return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2))
 
         stem = nn.Sequential(nn.Conv2d(5, width, 3, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU())
-        self.features = nn.Sequential(stem, block(width, 2 * width), block(2 * width, 2 * width), block(2 * width, 4 * width))
+        self.features = nn.Sequential(
+            stem, block(width, 2 * width), block(2 * width, 2 * width), block(2 * width, 4 * width)
+        )
         self.heads = nn.ModuleDict(
             {name: nn.Linear(4 * width * 4 * 4, len(values)) for name, values in attributes.items()}
         )

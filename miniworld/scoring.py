@@ -31,7 +31,12 @@ class Report:
     clip_score: float
 
     def as_dict(self) -> dict:
-        return {"all_correct": self.all_correct, "per_attribute": self.per_attribute, "clip_score": self.clip_score, "n": self.n}
+        return {
+            "all_correct": self.all_correct,
+            "per_attribute": self.per_attribute,
+            "clip_score": self.clip_score,
+            "n": self.n,
+        }
 
 
 class SceneScorer:

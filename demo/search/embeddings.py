@@ -52,7 +52,9 @@ class PromptEmbedder:
         self.dtype = next(clip.parameters()).dtype
         pooled = korean.model.config.target_specs[korean.targets.index(target)].pooled_size
         if pooled != self.dim:
-            raise ValueError(f"the Korean encoder's {target!r} head gives {pooled}-d pooled vectors, the CLIP {self.dim}-d")
+            raise ValueError(
+                f"the Korean encoder's {target!r} head gives {pooled}-d pooled vectors, the CLIP {self.dim}-d"
+            )
 
     @classmethod
     def from_pretrained(
@@ -62,7 +64,7 @@ class PromptEmbedder:
         target: str = "refiner",
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
-    ) -> "PromptEmbedder":
+    ) -> PromptEmbedder:
         """`clip`: a CLIPModel directory or hub id whose text tower is the refiner's text encoder;
         `korean_encoder`: a directory, or a loaded encoder to share (the generator's)."""
         model = CLIPModel.from_pretrained(clip, dtype=dtype).to(device)

@@ -16,10 +16,10 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 from annoy import AnnoyIndex
@@ -40,7 +40,9 @@ class SearchError(ValueError):
 class IndexSettings:
     """How the prompt index searches and rebuilds; the numbers come from benchmarks/search_benchmark.py."""
 
-    exact_below: int = 4_000  # exact search below this many vectors, Annoy above: the crossover at 512-d (≈ 900 at 128-d)
+    exact_below: int = (
+        4_000  # exact search below this many vectors, Annoy above: the crossover at 512-d (≈ 900 at 128-d)
+    )
     trees: int = 32
     search_k: int = 2_560  # Annoy nodes inspected for k=10, scaled with k: recall@10 ≥ 0.977 from 2k to 1M vectors
     rebuild_after: int = 1_000  # buffered vectors that start a background rebuild
@@ -144,15 +146,21 @@ class PromptIndex:
         """Make vectors searchable now (exact buffer); ids already in the built Annoy index are skipped."""
         ids, vectors = np.asarray(ids, dtype=np.int64), np.asarray(vectors, dtype=np.float32)
         if vectors.shape != (len(ids), self.dim):
-            raise SearchError(f"expected {len(ids)} vectors of {self.dim} dimensions, got an array of shape {vectors.shape}")
+            raise SearchError(
+                f"expected {len(ids)} vectors of {self.dim} dimensions, got an array of shape {vectors.shape}"
+            )
         with self._lock:
             keep = ids > self.last_id
             ids, vectors = ids[keep], vectors[keep]
             size = self._buffered + len(ids)
             if size > len(self._buffer):  # grow by doubling; earlier snapshots keep their own arrays
                 capacity = max(size, 2 * len(self._buffer), 64)
-                self._buffer = np.concatenate([self._buffer[: self._buffered], np.zeros((capacity - self._buffered, self.dim), np.float32)])
-                self._buffer_ids = np.concatenate([self._buffer_ids[: self._buffered], np.zeros(capacity - self._buffered, np.int64)])
+                self._buffer = np.concatenate(
+                    [self._buffer[: self._buffered], np.zeros((capacity - self._buffered, self.dim), np.float32)]
+                )
+                self._buffer_ids = np.concatenate(
+                    [self._buffer_ids[: self._buffered], np.zeros(capacity - self._buffered, np.int64)]
+                )
             self._buffer[self._buffered : size] = vectors
             self._buffer_ids[self._buffered : size] = ids
             self._buffered = size
@@ -169,9 +177,14 @@ class PromptIndex:
         hits: list[Hit] = []
         if built is not None:
             search_k = self.settings.search_k * math.ceil(k / 10)
-            positions, distances = built.annoy.get_nns_by_vector(vector.tolist(), k, search_k=search_k, include_distances=True)
+            positions, distances = built.annoy.get_nns_by_vector(
+                vector.tolist(), k, search_k=search_k, include_distances=True
+            )
             scores = angular_to_cosine(np.asarray(distances))
-            hits += [Hit(int(i), float(s)) for i, s in zip(built.ids[np.asarray(positions, dtype=np.int64)], scores, strict=True)]
+            hits += [
+                Hit(int(i), float(s))
+                for i, s in zip(built.ids[np.asarray(positions, dtype=np.int64)], scores, strict=True)
+            ]
         if len(buffer):
             rows, scores = exact_top_k(buffer, vector, k)
             hits += [Hit(int(i), float(s)) for i, s in zip(buffer_ids[rows], scores, strict=True)]
@@ -209,7 +222,14 @@ class PromptIndex:
             np.save(self.directory / ids_name, ids)
             for name in (ann_name, ids_name):
                 sync_to_disk(self.directory / name)
-            manifest = {"annoy": ann_name, "ids": ids_name, "dim": self.dim, "trees": self.settings.trees, "count": len(ids), "last_id": int(ids.max())}
+            manifest = {
+                "annoy": ann_name,
+                "ids": ids_name,
+                "dim": self.dim,
+                "trees": self.settings.trees,
+                "count": len(ids),
+                "last_id": int(ids.max()),
+            }
             tmp = self.directory / f".{MANIFEST}.tmp"
             tmp.write_text(json.dumps(manifest), encoding="utf-8")
             sync_to_disk(tmp)
@@ -221,7 +241,10 @@ class PromptIndex:
     def _switch(self, built: BuiltIndex) -> None:
         with self._lock:
             keep = self._buffer_ids[: self._buffered] > built.last_id
-            self._buffer, self._buffer_ids = self._buffer[: self._buffered][keep], self._buffer_ids[: self._buffered][keep]
+            self._buffer, self._buffer_ids = (
+                self._buffer[: self._buffered][keep],
+                self._buffer_ids[: self._buffered][keep],
+            )
             self._buffered = len(self._buffer_ids)
             self._built = built  # in-flight searches keep the old one mapped until they finish
 
@@ -238,7 +261,9 @@ class PromptIndex:
         with self._lock:
             if self._rebuild is not None and self._rebuild.is_alive():
                 return False
-            self._rebuild = threading.Thread(target=self._rebuild_quietly, args=(batches,), name="prompt-index-rebuild", daemon=True)
+            self._rebuild = threading.Thread(
+                target=self._rebuild_quietly, args=(batches,), name="prompt-index-rebuild", daemon=True
+            )
             self._rebuild.start()
             return True
 
@@ -254,5 +279,3 @@ class PromptIndex:
         """Until the background rebuild (if any) has finished."""
         if self._rebuild is not None:
             self._rebuild.join()
-
-

@@ -17,9 +17,9 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 from PIL import Image
@@ -226,7 +226,8 @@ class GalleryStore:
             try:
                 for prompt, negative, parameters, name, embedding in rows:
                     cursor = self._db.execute(
-                        "INSERT INTO records (prompt, negative_prompt, parameters, image, created, embedding) VALUES (?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO records (prompt, negative_prompt, parameters, image, created, embedding) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
                         (prompt, negative, json.dumps(parameters, ensure_ascii=False), name, created, _blob(embedding)),
                     )
                     vector = np.asarray(embedding, dtype=np.float32)
@@ -268,7 +269,9 @@ class GalleryStore:
     def last_id(self) -> int:
         return self._query("SELECT COALESCE(MAX(id), 0) FROM records")[0][0]
 
-    def embeddings(self, after: int = 0, upto: int | None = None, batch_size: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def embeddings(
+        self, after: int = 0, upto: int | None = None, batch_size: int = 10_000
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(ids, vectors) in id order for the records with `after` < id ≤ `upto`, a batch at a time.
 
         Each batch is its own short query, so a long reader (an index rebuild) never holds writers up.
@@ -276,7 +279,8 @@ class GalleryStore:
         upto = 2**63 - 1 if upto is None else upto
         while True:
             rows = self._query(
-                "SELECT id, embedding FROM records WHERE id > ? AND id <= ? ORDER BY id LIMIT ?", (after, upto, batch_size)
+                "SELECT id, embedding FROM records WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+                (after, upto, batch_size),
             )
             if not rows:
                 return

@@ -1,8 +1,9 @@
 """Train the English CLIP (text + vision towers, contrastive loss) on scenes and their canonical captions.
 
 It is the teacher of `ko_clip`, the text encoder of both diffusion models and the image–text scorer. The text
-tower sees captions padded to 77 tokens with no attention mask, exactly as the diffusers pipelines feed it. Training tokenizes to 16 tokens: under the causal mask every state up
-to the end-of-text token is the same as with 77, so the pooled output is identical and the step is 5× cheaper.
+tower sees captions padded to 77 tokens with no attention mask, exactly as the diffusers pipelines feed it.
+Training tokenizes to 16 tokens: under the causal mask every state up to the end-of-text token is the same as
+with 77, so the pooled output is identical and the step is 5× cheaper.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ def tokenize(tokenizer: CLIPTokenizer, texts: list[str], length: int = TRAIN_LEN
     return tokenizer(texts, padding="max_length", max_length=length, truncation=True, return_tensors="pt").input_ids
 
 
-def contrastive_loss(model: CLIPModel, pixels: torch.Tensor, input_ids: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
+def contrastive_loss(
+    model: CLIPModel, pixels: torch.Tensor, input_ids: torch.Tensor, same: torch.Tensor
+) -> torch.Tensor:
     """Symmetric InfoNCE where every pair with the same caption counts as a positive."""
     image = F.normalize(model.get_image_features(pixel_values=pixels).pooler_output, dim=-1)
     text = F.normalize(model.get_text_features(input_ids=input_ids).pooler_output, dim=-1)
@@ -83,7 +86,9 @@ def main(steps: int = 2000, batch_size: int = 128, lr: float = 1e-3) -> None:
         optimizer.step()
         if step % 50 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}")
-    print(f"image→caption retrieval accuracy on fresh scenes (900 captions): {retrieval_accuracy(model, tokenizer):.4f}")
+    print(
+        f"image→caption retrieval accuracy on fresh scenes (900 captions): {retrieval_accuracy(model, tokenizer):.4f}"
+    )
     model.save_pretrained(CLIP_DIR)
     tokenizer.save_pretrained(CLIP_DIR)
     image_processor().save_pretrained(CLIP_DIR)

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

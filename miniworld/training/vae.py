@@ -42,7 +42,10 @@ def report(model: AutoencoderKL, count: int = 1000) -> None:
         classifier = AttributeClassifier.from_pretrained(EVALUATOR_DIR).eval()
         logits = classifier(recon)
         right = torch.stack([logits[n].argmax(-1) for n in ATTRIBUTES], 1) == scenes.labels
-        print("attribute accuracy on reconstructions:", {n: round(v, 4) for n, v in zip(ATTRIBUTES, right.float().mean(0).tolist())})
+        print(
+            "attribute accuracy on reconstructions:",
+            {n: round(v, 4) for n, v in zip(ATTRIBUTES, right.float().mean(0).tolist())},
+        )
 
 
 @torch.no_grad()
@@ -53,7 +56,9 @@ def scaling_factor(model: AutoencoderKL, count: int = 2000) -> float:
     return 1.0 / latents.std().item()
 
 
-def train(model: AutoencoderKL, steps: int, batch_size: int, lr: float, kl_weight: float, crops: bool, seed: int) -> None:
+def train(
+    model: AutoencoderKL, steps: int, batch_size: int, lr: float, kl_weight: float, crops: bool, seed: int
+) -> None:
     generator = setup(seed)
     scenes = load_scenes(RUNS / "data")
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)

@@ -171,9 +171,9 @@ def test_ko_clip_evaluate_generates_through_the_same_generator(tmp_path, capsys,
     scene = Scene("red", "circle", "large", "left", "white")
     (tmp_path / "pairs.csv").write_text("ko,en\n빨간 원,a red circle\n파란 네모,a blue square\n")
     prompts = tmp_path / "prompts.csv"
-    pd.DataFrame([{"prompt": "흰 배경 왼쪽에 있는 큰 빨간 원", "en": english_caption(scene), **scene.as_dict()}]).to_csv(
-        prompts, index=False
-    )
+    pd.DataFrame(
+        [{"prompt": "흰 배경 왼쪽에 있는 큰 빨간 원", "en": english_caption(scene), **scene.as_dict()}]
+    ).to_csv(prompts, index=False)
     argv = ["evaluate", "--model", str(KOREAN_ENCODER_DIR), "--pairs", str(tmp_path / "pairs.csv")]
     assert ko_clip_main([*argv, "--prompts", str(prompts), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)[str(prompts)]

@@ -20,7 +20,12 @@ def test_clip_loads_as_every_tower_class():
     text = CLIPTextModelWithProjection.from_pretrained(CLIP_DIR)
     vision = CLIPVisionModelWithProjection.from_pretrained(CLIP_DIR)
     tokenizer = CLIPTokenizer.from_pretrained(CLIP_DIR)
-    ids = tokenizer(["a large red circle on the left on a white background"], padding="max_length", max_length=77, return_tensors="pt").input_ids
+    ids = tokenizer(
+        ["a large red circle on the left on a white background"],
+        padding="max_length",
+        max_length=77,
+        return_tensors="pt",
+    ).input_ids
     with torch.no_grad():
         text_embeds = text(ids).text_embeds
         image_embeds = vision(pixel_values=torch.zeros(1, 3, 64, 64)).image_embeds
@@ -32,15 +37,23 @@ def test_base_is_a_stable_diffusion_pipeline_directory():
     pipe = StableDiffusionPipeline.from_pretrained(BASE_DIR)
     assert {"unet", "vae", "text_encoder", "tokenizer", "scheduler"} <= set(pipe.components)
     assert isinstance(pipe.unet, UNet2DConditionModel) and isinstance(pipe.vae, AutoencoderKL)
-    assert pipe.unet.config.use_linear_projection and pipe.unet.config.cross_attention_dim == pipe.text_encoder.config.hidden_size
-    assert (BASE_DIR / "model_index.json").exists() and (BASE_DIR / "unet" / "diffusion_pytorch_model.safetensors").exists()
+    assert (
+        pipe.unet.config.use_linear_projection
+        and pipe.unet.config.cross_attention_dim == pipe.text_encoder.config.hidden_size
+    )
+    assert (BASE_DIR / "model_index.json").exists() and (
+        BASE_DIR / "unet" / "diffusion_pytorch_model.safetensors"
+    ).exists()
 
 
 def test_refiner_is_an_sdxl_img2img_pipeline_directory():
     pipe = StableDiffusionXLImg2ImgPipeline.from_pretrained(REFINER_DIR)
     assert pipe.text_encoder is None and isinstance(pipe.text_encoder_2, CLIPTextModelWithProjection)
     assert pipe.unet.config.addition_embed_type == "text_time" and pipe.config.requires_aesthetics_score
-    assert pipe.unet.config.projection_class_embeddings_input_dim == 5 * pipe.unet.config.addition_time_embed_dim + pipe.text_encoder_2.config.projection_dim
+    assert (
+        pipe.unet.config.projection_class_embeddings_input_dim
+        == 5 * pipe.unet.config.addition_time_embed_dim + pipe.text_encoder_2.config.projection_dim
+    )
 
 
 def test_pipeline_text_encoders_are_the_clip_text_tower():

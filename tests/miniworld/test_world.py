@@ -31,7 +31,9 @@ def test_render_draws_the_attributes():
     object_pixels = np.abs(image - COLORS["blue"]).sum(-1) < 30
     ys, xs = np.nonzero(object_pixels)
     assert xs.mean() > 40 and 24 < ys.mean() < 40  # right of centre, vertically centred
-    small = np.abs(np.asarray(render(Scene("blue", "square", "small", "right", "black"), 0)).astype(int) - COLORS["blue"])
+    small = np.abs(
+        np.asarray(render(Scene("blue", "square", "small", "right", "black"), 0)).astype(int) - COLORS["blue"]
+    )
     assert (small.sum(-1) < 30).sum() < object_pixels.sum() / 2
 
 
@@ -62,7 +64,13 @@ def test_sample_is_reproducible():
 
 @pytest.mark.parametrize(
     "marked, expected",
-    [("원이/가 있다", "원이 있다"), ("네모이/가 있다", "네모가 있다"), ("별을/를", "별을"), ("세모과/와", "세모와"), ("가운데을/를 보면", "가운데를 보면")],
+    [
+        ("원이/가 있다", "원이 있다"),
+        ("네모이/가 있다", "네모가 있다"),
+        ("별을/를", "별을"),
+        ("세모과/와", "세모와"),
+        ("가운데을/를 보면", "가운데를 보면"),
+    ],
 )
 def test_particles_follow_the_final_consonant(marked, expected):
     assert attach_particles(marked) == expected

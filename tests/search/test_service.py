@@ -40,7 +40,14 @@ def fill(data_dir: Path, prompts: list[str], embedder: PromptEmbedder) -> None:
     render(SCENE, 0).save(source)
     store = GalleryStore(data_dir)
     vectors = embedder.embed_texts(prompts)
-    list(store.import_files([NewRecord(source, p, v, {}, f"test/{i}.png") for i, (p, v) in enumerate(zip(prompts, vectors, strict=True))]))
+    list(
+        store.import_files(
+            [
+                NewRecord(source, p, v, {}, f"test/{i}.png")
+                for i, (p, v) in enumerate(zip(prompts, vectors, strict=True))
+            ]
+        )
+    )
     store.close()
 
 
@@ -136,7 +143,12 @@ def test_a_new_image_is_found_at_once_and_after_the_background_rebuild(tmp_path,
     config = SearchConfig(index=IndexSettings(exact_below=20, rebuild_after=3, trees=4))
     scenes = all_scenes()
     fill(tmp_path / "data", [english_caption(s) for s in scenes[:30]], embedder)
-    service = SearchService(GalleryStore(tmp_path / "data"), PromptIndex(tmp_path / "data" / "index", embedder.dim, config.index), embedder, config)
+    service = SearchService(
+        GalleryStore(tmp_path / "data"),
+        PromptIndex(tmp_path / "data" / "index", embedder.dim, config.index),
+        embedder,
+        config,
+    )
     service.index.wait()  # past the crossover with nothing built: the service started a build
     assert service.index.built == 30 and service.index.buffered == 0
 
@@ -153,7 +165,11 @@ def test_a_new_image_is_found_at_once_and_after_the_background_rebuild(tmp_path,
 
     reopened = SearchService.open(tmp_path / "data", config, embedder=embedder)
     top = reopened.search_text(new, k=1)[0]
-    assert top.record.id == record.id and top.record.parameters["seed"] == 1 and reopened.store.image_path(top.record.image).is_file()
+    assert (
+        top.record.id == record.id
+        and top.record.parameters["seed"] == 1
+        and reopened.store.image_path(top.record.image).is_file()
+    )
 
 
 def test_a_killed_rebuild_leaves_the_old_index_answering(tmp_path):
@@ -213,7 +229,10 @@ def test_a_killed_rebuild_leaves_the_old_index_answering(tmp_path):
 
 
 def test_an_interrupted_swap_keeps_the_old_index_and_the_new_vectors(tmp_path, monkeypatch):
-    index, vectors = PromptIndex(tmp_path / "index", 16, IndexSettings(exact_below=0, rebuild_after=1, trees=4)), unit_vectors(101, 16, 0)
+    index, vectors = (
+        PromptIndex(tmp_path / "index", 16, IndexSettings(exact_below=0, rebuild_after=1, trees=4)),
+        unit_vectors(101, 16, 0),
+    )
     index.rebuild([(np.arange(1, 101), vectors[:100])])
     index.add(np.array([101]), vectors[100:])
 
@@ -245,7 +264,10 @@ def prompt_table(dump: Path, scenes: list[Scene], extra_rows: tuple[dict, ...] =
     (dump / "part-000001").mkdir(parents=True)
     for i, scene in enumerate(scenes):
         render(scene, i).save(dump / "part-000001" / f"{i}.png")
-    rows = [{"prompt": english_caption(s), "image_name": f"part-000001/{i}.png" if i < 2 else f"{i}.png", "cfg": 7.0} for i, s in enumerate(scenes)]
+    rows = [
+        {"prompt": english_caption(s), "image_name": f"part-000001/{i}.png" if i < 2 else f"{i}.png", "cfg": 7.0}
+        for i, s in enumerate(scenes)
+    ]
     pd.DataFrame(rows + list(extra_rows)).to_csv(dump / "prompts.csv", index=False)
     return dump / "prompts.csv"
 
@@ -260,7 +282,10 @@ def test_importing_into_an_open_gallery_indexes_each_record_once(tmp_path, embed
 
 def test_cli_builds_a_gallery_from_a_prompt_table(tmp_path, capsys):
     scenes = all_scenes()[:4]
-    lost = ({"prompt": "", "image_name": "0.png", "cfg": 7.0}, {"prompt": "a lost image", "image_name": "9.png", "cfg": 7.0})
+    lost = (
+        {"prompt": "", "image_name": "0.png", "cfg": 7.0},
+        {"prompt": "a lost image", "image_name": "9.png", "cfg": 7.0},
+    )
     table = prompt_table(tmp_path / "dump", scenes, lost)
     data_dir = str(tmp_path / "data")
     assert main(["build", str(table), "--data-dir", data_dir]) == 0
@@ -291,7 +316,10 @@ def test_seeded_gallery_is_generated_and_searchable(tmp_path, generator, embedde
     service = SearchService.open(tmp_path / "data", embedder=embedder)
     records = seed_gallery(service, generator, count=2, steps=4)
     assert [is_korean(r.prompt) for r in records] == [False, True] and len(service) == 2
-    assert all(service.store.image_path(r.image).is_file() and r.parameters["steps"] == 4 and not r.parameters["refiner"] for r in records)
+    assert all(
+        service.store.image_path(r.image).is_file() and r.parameters["steps"] == 4 and not r.parameters["refiner"]
+        for r in records
+    )
     assert service.search_text(records[1].prompt, k=1)[0].record.id == records[1].id
 
 

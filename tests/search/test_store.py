@@ -26,7 +26,9 @@ def vector(seed: int, dim: int = 8) -> np.ndarray:
 
 def test_a_saved_image_comes_back_with_its_prompt_parameters_and_embedding(tmp_path):
     store = GalleryStore(tmp_path)
-    record = store.add(render(SCENE, 0), "흰 배경 왼쪽에 있는 큰 빨간 원", vector(1), {"seed": 3, "steps": 20}, "흐릿한")
+    record = store.add(
+        render(SCENE, 0), "흰 배경 왼쪽에 있는 큰 빨간 원", vector(1), {"seed": 3, "steps": 20}, "흐릿한"
+    )
     again = store.get(record.id)
     assert again.prompt == "흰 배경 왼쪽에 있는 큰 빨간 원" and again.negative_prompt == "흐릿한"
     assert again.parameters == {"seed": 3, "steps": 20} and np.array_equal(again.embedding, vector(1))
@@ -121,7 +123,17 @@ def test_image_paths_never_lead_outside_the_images_folder(tmp_path):
     (tmp_path / "secret.txt").write_text("no")
     (tmp_path / "images" / "link.png").symlink_to(tmp_path / "secret.txt")
     assert store.image_path(record.image).is_file()
-    for name in ["../secret.txt", "../gallery.sqlite3", "/etc/passwd", "a/../../secret.txt", "link.png", "", ".", "missing.png", "x\0.png"]:
+    for name in [
+        "../secret.txt",
+        "../gallery.sqlite3",
+        "/etc/passwd",
+        "a/../../secret.txt",
+        "link.png",
+        "",
+        ".",
+        "missing.png",
+        "x\0.png",
+    ]:
         with pytest.raises(GalleryError):
             store.image_path(name)
 

@@ -35,7 +35,13 @@ def test_txt2img_job_runs_to_images_with_their_parameters(client, scorer, prompt
 
 
 def test_img2img_job_from_an_upload(client, png, wait_for):
-    data = {"prompt": "검은 배경 가운데 노란 세모", "steps": "10", "strength": "0.5", "seed": "3", "image": (io.BytesIO(png()), "in.png")}
+    data = {
+        "prompt": "검은 배경 가운데 노란 세모",
+        "steps": "10",
+        "strength": "0.5",
+        "seed": "3",
+        "image": (io.BytesIO(png()), "in.png"),
+    }
     answer = client.post("/api/img2img", data=data, content_type="multipart/form-data")
     assert answer.status_code == 202, answer.json
     job = wait_for(client, answer.json["id"])
@@ -150,15 +156,23 @@ def test_search_finds_a_generated_prompt_and_checks_its_input(client, prompt, wa
     assert set(found["results"][0]) >= {"prompt", "score", "image"}
     by_image = client.post("/api/search", data={"image": (io.BytesIO(client.get(job["images"][0]).data), "q.png")})
     assert by_image.status_code == 200 and by_image.json["results"][0]["prompt"] == prompt
-    for query, reason in [({"q": ""}, "empty"), ({"q": "원", "k": 0}, "k must be"), ({"q": "원", "k": "ten"}, "k must be a whole number"),
-                          ({"q": "가" * 1000}, "too long"), ({"q": "원", "min_score": "high"}, "min_score must be a number")]:
+    for query, reason in [
+        ({"q": ""}, "empty"),
+        ({"q": "원", "k": 0}, "k must be"),
+        ({"q": "원", "k": "ten"}, "k must be a whole number"),
+        ({"q": "가" * 1000}, "too long"),
+        ({"q": "원", "min_score": "high"}, "min_score must be a number"),
+    ]:
         answer = client.get("/api/search", query_string=query)
         assert answer.status_code == 400 and reason in answer.json["error"], (query, answer.json)
 
 
 def test_gallery_api_pages_newest_first(make_app, wait_for):
     client = make_app(PAGE_SIZE=2).test_client()
-    ids = [client.post("/api/txt2img", json={"prompt": f"{colour} 원", "steps": 1}).json["id"] for colour in ("빨간", "파란", "노란")]
+    ids = [
+        client.post("/api/txt2img", json={"prompt": f"{colour} 원", "steps": 1}).json["id"]
+        for colour in ("빨간", "파란", "노란")
+    ]
     for job_id in ids:
         wait_for(client, job_id)
     first = client.get("/api/gallery").json

@@ -34,7 +34,9 @@ def test_txt2img_form_to_job_page_to_result(client, prompt, wait_for):
 
 
 def test_result_page_shows_similar_prompts_from_the_gallery(client, prompt, wait_for):
-    earlier = wait_for(client, client.post("/api/txt2img", json={"prompt": "흰 배경 왼쪽의 작은 빨간 원", "steps": 2}).json["id"])
+    earlier = wait_for(
+        client, client.post("/api/txt2img", json={"prompt": "흰 배경 왼쪽의 작은 빨간 원", "steps": 2}).json["id"]
+    )
     job_id = client.post("/", data={"prompt": prompt, "steps": "2"}).headers["Location"].rsplit("/", 1)[-1]
     wait_for(client, job_id)
     page = text(client.get(f"/jobs/{job_id}"))
@@ -57,7 +59,11 @@ def test_img2img_page_upload_and_errors(client, prompt, png, wait_for):
     assert wait_for(client, answer.headers["Location"].rsplit("/", 1)[-1])["status"] == "done"
     missing = client.post("/img2img", data={"prompt": prompt}, content_type="multipart/form-data")
     assert missing.status_code == 400 and "이미지 파일을 골라" in text(missing)
-    junk = client.post("/img2img", data={"prompt": prompt, "image": (io.BytesIO(b"GIF89a junk"), "x.gif")}, content_type="multipart/form-data")
+    junk = client.post(
+        "/img2img",
+        data={"prompt": prompt, "image": (io.BytesIO(b"GIF89a junk"), "x.gif")},
+        content_type="multipart/form-data",
+    )
     assert junk.status_code == 400 and "not a readable image" in text(junk)
 
 
@@ -80,7 +86,11 @@ def test_search_page_by_text_and_by_image(client, prompt, wait_for):
     job = wait_for(client, client.post("/api/txt2img", json={"prompt": prompt, "steps": 3}).json["id"])
     page = text(client.get("/search", query_string={"q": "빨간 동그라미"}))
     assert job["images"][0] in page and prompt in page and "유사도" in page and "이 프롬프트 쓰기" in page
-    by_image = client.post("/search", data={"image": (io.BytesIO(client.get(job["images"][0]).data), "q.png")}, content_type="multipart/form-data")
+    by_image = client.post(
+        "/search",
+        data={"image": (io.BytesIO(client.get(job["images"][0]).data), "q.png")},
+        content_type="multipart/form-data",
+    )
     assert by_image.status_code == 200 and job["images"][0] in text(by_image)
     bad = client.get("/search", query_string={"q": "원", "k": "-1"})
     assert bad.status_code == 400 and "k must be" in text(bad)
@@ -93,7 +103,11 @@ def test_reusing_a_prompt_fills_the_form(client):
 def test_a_prompt_with_html_shows_as_text(client, wait_for):
     evil = '<script>alert("x")</script><img src=x onerror=alert(1)> 빨간 원'
     job = wait_for(client, client.post("/api/txt2img", json={"prompt": evil, "steps": 1}).json["id"])
-    for page in (text(client.get(f"/jobs/{job['id']}")), text(client.get("/gallery")), text(client.get("/search?q=빨간 원"))):
+    for page in (
+        text(client.get(f"/jobs/{job['id']}")),
+        text(client.get("/gallery")),
+        text(client.get("/search?q=빨간 원")),
+    ):
         assert "<script>alert" not in page and "onerror=alert(1)>" not in page
         assert "&lt;script&gt;" in page
 
@@ -110,7 +124,13 @@ def test_gallery_pages(make_app, wait_for):
 
 
 def test_images_are_served_only_from_the_gallery(app, client):
-    for path in ("/images/../secret_key", "/images/%2e%2e/secret_key", "/images/..%2fsecret_key", "/images//etc/passwd", "/images/nothing.png"):
+    for path in (
+        "/images/../secret_key",
+        "/images/%2e%2e/secret_key",
+        "/images/..%2fsecret_key",
+        "/images//etc/passwd",
+        "/images/nothing.png",
+    ):
         answer = client.get(path, follow_redirects=True)  # werkzeug first merges "//" with a redirect
         assert answer.status_code == 404 and app.config["SECRET_KEY"] not in text(answer), path
 

@@ -39,8 +39,9 @@ def client(url: str, key: str | None = None, address: str | None = None) -> webu
 
 
 def test_txt2img_korean_prompt_comes_back_in_the_png(demo_server, prompt):
-    result = client(demo_server).txt2img(prompt=prompt, negative_prompt="흐릿한", seed=7, steps=3, width=64,
-                                         height=64, batch_size=2, cfg_scale=5)
+    result = client(demo_server).txt2img(
+        prompt=prompt, negative_prompt="흐릿한", seed=7, steps=3, width=64, height=64, batch_size=2, cfg_scale=5
+    )
     assert len(result.images) == 2 and result.info["all_seeds"] == [7, 8]
     for image, seed in zip(result.images, (7, 8), strict=True):
         parameters = read_parameters(image)
@@ -53,8 +54,16 @@ def test_txt2img_korean_prompt_comes_back_in_the_png(demo_server, prompt):
 
 
 def test_txt2img_names_the_size_and_fields_it_cannot_honour(demo_server, prompt):
-    result = client(demo_server).txt2img(prompt=prompt, seed=1, steps=2, width=512, height=768, enable_hr=True,
-                                         sampler_name="DPM++ 2M", override_settings={"CLIP_stop_at_last_layers": 2})
+    result = client(demo_server).txt2img(
+        prompt=prompt,
+        seed=1,
+        steps=2,
+        width=512,
+        height=768,
+        enable_hr=True,
+        sampler_name="DPM++ 2M",
+        override_settings={"CLIP_stop_at_last_layers": 2},
+    )
     assert result.image.size == (64, 64)
     assert result.info["notes"] == [
         "enable_hr=True is not supported here and was ignored",
@@ -66,8 +75,9 @@ def test_txt2img_names_the_size_and_fields_it_cannot_honour(demo_server, prompt)
 def test_img2img_round_trips_with_and_without_a_data_prefix(demo_server, prompt):
     api = client(demo_server)
     start = api.txt2img(prompt=prompt, seed=3, steps=3, width=64, height=64).image
-    result = api.img2img(images=[start], prompt=OTHER_PROMPT, seed=4, steps=4, denoising_strength=0.5, width=64,
-                         height=64)
+    result = api.img2img(
+        images=[start], prompt=OTHER_PROMPT, seed=4, steps=4, denoising_strength=0.5, width=64, height=64
+    )
     parameters = read_parameters(result.image)
     assert parameters["prompt"] == OTHER_PROMPT and parameters["mode"] == "img2img" and parameters["strength"] == 0.5
     assert result.info["denoising_strength"] == 0.5 and result.parameters["init_images"] is None

@@ -46,8 +46,10 @@ def png_of(answer) -> Image.Image:
 def test_with_keys_set_only_a_known_key_gets_in(make_app, authorization, status):
     client = make_app(API_KEYS=KEYS).test_client()
     headers = {"Authorization": authorization} if authorization else {}
-    sdapi, openai = client.get("/sdapi/v1/options", headers=headers), client.post("/v1/images/generations",
-                                                                                  headers=headers, json={})
+    sdapi, openai = (
+        client.get("/sdapi/v1/options", headers=headers),
+        client.post("/v1/images/generations", headers=headers, json={}),
+    )
     assert sdapi.status_code == status
     if status == 401:
         assert sdapi.json["detail"].startswith("a valid API key is required") and "WWW-Authenticate" in sdapi.headers
@@ -115,8 +117,9 @@ def test_a_waiting_job_shows_its_place_and_is_interrupted_before_it_runs(app, he
     with held():
         running, _ = _start(mine, prompt)
         answers = {}
-        waiting = threading.Thread(target=lambda: answers.update(answer=theirs.post("/sdapi/v1/txt2img", json={
-            "prompt": prompt, "steps": 2})))
+        waiting = threading.Thread(
+            target=lambda: answers.update(answer=theirs.post("/sdapi/v1/txt2img", json={"prompt": prompt, "steps": 2}))
+        )
         waiting.start()
         while theirs.get("/sdapi/v1/progress").json["state"]["job_count"] == 0:
             time.sleep(0.01)  # the poll interval
@@ -130,8 +133,13 @@ def test_a_waiting_job_shows_its_place_and_is_interrupted_before_it_runs(app, he
 
 
 def test_refiner_fields_map_onto_our_refiner(client, prompt):
-    body = {"prompt": prompt, "seed": 2, "steps": 4, "refiner_checkpoint": "sd_xl_refiner_1.0",
-            "refiner_switch_at": 0.75}
+    body = {
+        "prompt": prompt,
+        "seed": 2,
+        "steps": 4,
+        "refiner_checkpoint": "sd_xl_refiner_1.0",
+        "refiner_switch_at": 0.75,
+    }
     answer = client.post("/sdapi/v1/txt2img", json=body)
     parameters, info = read_parameters(png_of(answer)), json.loads(answer.json["info"])
     assert parameters["refiner"] is True and parameters["refiner_strength"] == pytest.approx(0.25)
@@ -146,8 +154,13 @@ def test_resize_modes(client, prompt):
     wide.paste((255, 0, 0), (0, 0, 32, 64))  # red only in the left quarter, which the crop cuts off
     buffer = io.BytesIO()
     wide.save(buffer, format="PNG")
-    body = {"prompt": prompt, "seed": 5, "steps": 4, "denoising_strength": 0.5,
-            "init_images": [base64.b64encode(buffer.getvalue()).decode()]}
+    body = {
+        "prompt": prompt,
+        "seed": 5,
+        "steps": 4,
+        "denoising_strength": 0.5,
+        "init_images": [base64.b64encode(buffer.getvalue()).decode()],
+    }
     answers = {mode: client.post("/sdapi/v1/img2img", json=body | {"resize_mode": mode}) for mode in range(4)}
     notes = {mode: json.loads(answer.json["info"])["notes"] for mode, answer in answers.items()}
     assert notes[0] == notes[1] == []
@@ -159,14 +172,25 @@ def test_resize_modes(client, prompt):
 
 
 def test_fields_it_cannot_honour_are_named_and_send_images_false_sends_none(client, prompt):
-    body = {"prompt": prompt, "steps": 2, "restore_faces": True, "styles": ["anime"], "send_images": False,
-            "negative_prompt": None, "seed": None, "script_name": None,  # null is unset, as in A1111
-            "override_settings": {"sd_model_checkpoint": "v1-5-pruned.safetensors"}, "some_future_field": 1}
+    body = {
+        "prompt": prompt,
+        "steps": 2,
+        "restore_faces": True,
+        "styles": ["anime"],
+        "send_images": False,
+        "negative_prompt": None,
+        "seed": None,
+        "script_name": None,  # null is unset, as in A1111
+        "override_settings": {"sd_model_checkpoint": "v1-5-pruned.safetensors"},
+        "some_future_field": 1,
+    }
     answer = client.post("/sdapi/v1/txt2img", json=body)
     info = json.loads(answer.json["info"])
     assert answer.status_code == 200 and answer.json["images"] == [] and len(info["all_seeds"]) == 1
-    assert info["notes"][:2] == ["restore_faces=True is not supported here and was ignored",
-                                 "styles=['anime'] is not supported here and was ignored"]
+    assert info["notes"][:2] == [
+        "restore_faces=True is not supported here and was ignored",
+        "styles=['anime'] is not supported here and was ignored",
+    ]
     assert info["notes"][2].startswith("sd_model_checkpoint 'v1-5-pruned.safetensors' is not loaded here")
 
 

@@ -111,7 +111,7 @@ def square_size(width: int | None, height: int | None, config: GeneratorConfig) 
 
 
 def parse_size(value: str) -> tuple[int, int]:
-    """"WxH" as (width, height); `FormError` for anything else."""
+    """ "WxH" as (width, height); `FormError` for anything else."""
     match = SIZE.fullmatch(value)
     if not match:
         raise FormError(f"size must be WIDTHxHEIGHT, such as 512x512, not {value!r}")

@@ -370,8 +370,9 @@ def samplers():
 @bp.get("/schedulers")
 def schedulers():
     _, _, schedule = sampler()
-    return jsonify([{"name": schedule.lower(), "label": schedule, "aliases": None, "default_rho": -1,
-                     "need_inner_model": False}])
+    return jsonify(
+        [{"name": schedule.lower(), "label": schedule, "aliases": None, "default_rho": -1, "need_inner_model": False}]
+    )
 
 
 @bp.get("/upscalers")
