@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from ko_clip.modeling import KoreanTextEncoder
+from ko_clip.modeling import KoreanStudent, backbone_path
 
 
 @dataclass
@@ -20,11 +20,14 @@ class PromptEmbeds:
 
 
 class KoreanPromptEncoder:
-    """A trained `KoreanTextEncoder` with its tokenizer, saved and loaded as one directory."""
+    """A trained `KoreanStudent` with its tokenizer, saved and loaded as one directory.
+
+    With a `backbone_source` the tokenizer, like the backbone, comes from that source and is not saved.
+    """
 
     def __init__(
         self,
-        model: KoreanTextEncoder,
+        model: KoreanStudent,
         tokenizer: PreTrainedTokenizerBase,
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
@@ -38,11 +41,14 @@ class KoreanPromptEncoder:
     def from_pretrained(
         cls, path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
     ) -> "KoreanPromptEncoder":
-        return cls(KoreanTextEncoder.from_pretrained(path), AutoTokenizer.from_pretrained(path), device, dtype)
+        model = KoreanStudent.from_pretrained(path)
+        tokenizer_dir = backbone_path(model.config) if model.config.backbone_source else path
+        return cls(model, AutoTokenizer.from_pretrained(tokenizer_dir), device, dtype)
 
     def save_pretrained(self, path: str | Path) -> None:
         self.model.save_pretrained(path)
-        self.tokenizer.save_pretrained(path)
+        if not self.model.config.backbone_source:
+            self.tokenizer.save_pretrained(path)
 
     @property
     def targets(self) -> list[str]:

