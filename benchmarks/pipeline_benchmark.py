@@ -1,7 +1,8 @@
 """Embedded-pipeline speed: seconds per image (base, base+refiner) and what the Korean encoder costs.
 
-Beside the Korean encoder's time it measures, in the same run, the English teacher text encoder encoding the
-English translation: the baseline the Korean encoder replaces.
+Beside the Korean encoder's time (one pass for every head, prompt and negative together, as the Generator reads
+them) it measures, in the same run, device and dtype, the English text encoders it replaces (the pipelines' own,
+through `EnglishPromptEncoder`) on the English translation. GPU work is synchronised before every clock read.
 
     python -m benchmarks.pipeline_benchmark [--runs 5] [--steps 25] [--config embedded]
 """
@@ -12,20 +13,25 @@ import argparse
 import time
 
 import torch
-from transformers import CLIPTextModel, CLIPTokenizer
 
 from demo.config import load_config, resolve
 from demo.pipeline import Generator, Request
+from demo.prompt_encoders import EnglishPromptEncoder
 
 KOREAN = "흰 배경 왼쪽에 있는 큰 빨간 원"
 ENGLISH = "a large red circle on the left on a white background"
 
 
-def best_of(runs: int, work) -> float:
+def best_of(runs: int, work, device: torch.device) -> float:
+    """The fastest of `runs` timings of `work()`, each waiting for the GPU to finish."""
     times = []
     for _ in range(runs):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         started = time.perf_counter()
         work()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         times.append(time.perf_counter() - started)
     return min(times)
 
@@ -37,21 +43,25 @@ def main() -> None:
     parser.add_argument("--config", default="embedded")
     args = parser.parse_args()
     generator = Generator(load_config(args.config))
-    teacher_dir = resolve(generator.config.base)
-    teacher = CLIPTextModel.from_pretrained(teacher_dir, subfolder="text_encoder").to(generator.device).eval()
-    tokenizer = CLIPTokenizer.from_pretrained(teacher_dir, subfolder="tokenizer")
-    print(f"device {generator.device}, dtype {generator.dtype}, threads {torch.get_num_threads()}, best of {args.runs}")
+    c, device = generator.config, generator.device
+    english = EnglishPromptEncoder.from_pipelines(
+        resolve(c.base), resolve(c.refiner) if c.refiner else None, device, generator.dtype
+    )
+    print(f"device {device}, dtype {generator.dtype}, threads {torch.get_num_threads()}, best of {args.runs}")
+    encoding = {}
     with torch.inference_mode():
-        korean = best_of(args.runs * 10, lambda: generator.encoder.encode([KOREAN, ""], "base"))
-        ids = tokenizer([ENGLISH, ""], padding="max_length", max_length=77, return_tensors="pt").input_ids.to(generator.device)
-        english = best_of(args.runs * 10, lambda: teacher(ids))
-    print(f"text encoding (prompt + negative): Korean encoder {korean * 1e3:.2f} ms, English teacher {english * 1e3:.2f} ms")
-    for refiner in (False, True):
+        for refiner in (False, True) if c.refiner else (False,):
+            targets = ["base", "refiner"] if refiner else ["base"]
+            korean = best_of(args.runs * 10, lambda t=targets: generator.encoder.encode_all([KOREAN, ""], t), device)
+            teacher = best_of(args.runs * 10, lambda t=targets: english.encode_all([ENGLISH, ""], t), device)
+            encoding[refiner] = korean
+            print(f"text encoding for {' + '.join(targets)} (prompt + negative): Korean encoder {korean * 1e3:.2f} ms, "
+                  f"English text encoders {teacher * 1e3:.2f} ms (ratio {korean / teacher:.2f})")
+    for refiner, korean in encoding.items():
         request = Request(KOREAN, seed=0, steps=args.steps, refiner=refiner)
         generator(request)  # warm-up
-        seconds = best_of(args.runs, lambda: generator(request))
-        encodes = 2 if refiner else 1  # the refiner has its own head
-        print(f"{'base+refiner' if refiner else 'base':<13} {seconds:.3f} s/image; Korean encoding {encodes * korean / seconds:.1%} of it")
+        seconds = best_of(args.runs, lambda r=request: generator(r), device)
+        print(f"{'base+refiner' if refiner else 'base':<13} {seconds:.3f} s/image; Korean encoding {korean / seconds:.1%} of it")
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ def create_app(test_config: dict[str, Any] | None = None, generator: Generator |
     csrf.init_app(app)
 
     generator = generator or Generator(load_config(app.config["GENERATOR_CONFIG"]))
-    search = search or SearchService.open(data_dir, load_search_config(app.config["SEARCH_CONFIG"]), device=generator.device)
+    search = search or SearchService.open(data_dir, load_search_config(app.config["SEARCH_CONFIG"]), generator=generator)
     jobs = JobQueue(_runner(generator, search), generator.total_steps, app.config["QUEUE_SIZE"], app.config["KEEP_JOBS"])
     app.extensions["demo"] = Services(generator, search, jobs)
     if app.config["SEED_GALLERY"] and len(search) == 0:

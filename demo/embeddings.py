@@ -58,16 +58,19 @@ class PromptEmbedder:
     def from_pretrained(
         cls,
         clip: str | Path,
-        korean_encoder: str | Path,
+        korean_encoder: str | Path | KoreanPromptEncoder,
         target: str = "refiner",
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
     ) -> "PromptEmbedder":
-        """`clip`: a CLIPModel directory or hub id whose text tower is the refiner's text encoder."""
+        """`clip`: a CLIPModel directory or hub id whose text tower is the refiner's text encoder;
+        `korean_encoder`: a directory, or a loaded encoder to share (the generator's)."""
         model = CLIPModel.from_pretrained(clip, dtype=dtype).to(device)
-        korean = KoreanPromptEncoder.from_pretrained(korean_encoder, device, dtype)
+        korean = korean_encoder
+        if not isinstance(korean, KoreanPromptEncoder):
+            korean = KoreanPromptEncoder.from_pretrained(korean_encoder, device, dtype)
         if target not in korean.targets:
-            raise ValueError(f"the Korean encoder at {korean_encoder} has no {target!r} head (it has {', '.join(korean.targets)})")
+            raise ValueError(f"the Korean encoder has no {target!r} head (it has {', '.join(korean.targets)})")
         return cls(model, CLIPTokenizer.from_pretrained(clip), AutoImageProcessor.from_pretrained(clip), korean, target)
 
     @property

@@ -39,8 +39,6 @@ from miniworld.korean import korean_captions
 from miniworld.world import all_scenes, english_caption
 
 if TYPE_CHECKING:  # the model libraries load only where models do, so the index alone starts fast
-    import torch
-
     from demo.embeddings import PromptEmbedder
     from demo.pipeline import Generator
 
@@ -111,14 +109,25 @@ class SearchService:
         data_dir: str | Path = DEFAULT_DATA_DIR,
         config: SearchConfig | None = None,
         embedder: "PromptEmbedder | None" = None,
-        device: "str | torch.device" = "cpu",
+        generator: "Generator | None" = None,
     ) -> "SearchService":
-        """Open (or create) the gallery in `data_dir`; the embedder is loaded from `config` unless given."""
+        """Open (or create) the gallery in `data_dir`; the embedder is loaded from `config` unless given.
+
+        Beside a `generator` it loads on the generator's device in its dtype and shares its Korean encoder when
+        both name the same one: no second encoder, no float32 CLIP beside a float16 pipeline on the GPU.
+        """
         config = config or SearchConfig()
         if embedder is None:
             from demo.embeddings import PromptEmbedder
+            from ko_clip import KoreanPromptEncoder
 
-            embedder = PromptEmbedder.from_pretrained(resolve(config.clip), resolve(config.korean_encoder), config.target, device)
+            korean = resolve(config.korean_encoder)
+            placement = {}
+            if generator is not None:
+                placement = {"device": generator.device, "dtype": generator.dtype}
+                if korean == resolve(generator.config.korean_encoder) and isinstance(generator.encoder, KoreanPromptEncoder):
+                    korean = generator.encoder
+            embedder = PromptEmbedder.from_pretrained(resolve(config.clip), korean, config.target, **placement)
         store = GalleryStore(data_dir)
         return cls(store, PromptIndex(Path(data_dir) / "index", embedder.dim, config.index), embedder, config)
 

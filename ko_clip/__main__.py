@@ -6,8 +6,9 @@
 
 `evaluate` prints token MSE / cosine, pooled cosine and Korean→English recall@1/@5 on held-out pairs (the
 config's validation split unless --pairs is given). With --prompts (miniworld prompt files with a Korean
-`prompt` and its English `en`), it also generates both with the same seeds through the embedded pipelines and
-scores them with the miniworld evaluator.
+`prompt` and its English `en`), it also generates both with the same seeds through the product's generator
+(`demo`, the embedded config; English through the pipelines' own text encoders) and scores them with the
+miniworld evaluator.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    import pandas as pd
     import torch
 
     from ko_clip.encoder import KoreanPromptEncoder
@@ -52,17 +52,27 @@ def _evaluate(args: argparse.Namespace) -> int:
     result: dict = {"pairs": {"n": len(pairs), **embedding_metrics(encoder.model, encoder.tokenize, pairs, teacher)}}
     if not args.json:
         print(f"held-out pairs: {len(pairs)}\n{format_metrics({k: v for k, v in result['pairs'].items() if k != 'n'})}")
-    for path in args.prompts:
-        from miniworld.evaluate import MiniworldGenerator, evaluate, read_prompts
+    if args.prompts:
+        # A CLI entry that measures through the product's generation path (the one place ko_clip reaches demo).
+        from dataclasses import replace
 
+        from demo.config import load_config as load_generator_config
+        from demo.evaluation import comparison, evaluate
+        from demo.pipeline import Generator
+        from miniworld.prompts import read_prompts
+        from miniworld.scoring import SceneScorer
+
+        generator_config = replace(load_generator_config("embedded"), korean_encoder=str(model_dir))
+        generators = {name: Generator(generator_config, name) for name in ("korean", "english")}
+        scorer = SceneScorer()
+    for path in args.prompts:
         korean, scenes = read_prompts(path)
-        english = pd.read_csv(path, dtype=str)["en"].tolist()
+        english = read_prompts(path, "en")[0]
         held = [Pair(k, e) for k, e in zip(korean, english)]
         per_file = {"embeddings": embedding_metrics(encoder.model, encoder.tokenize, held, teacher)}
-        for name, prompts, prompt_encoder in (("korean", korean, encoder), ("english", english, None)):
-            generator = MiniworldGenerator(refiner=args.refiner, encoder=prompt_encoder)
-            per_file[name] = evaluate(prompts, scenes, generator, args.seeds).as_dict()
-        per_file["ratio"] = per_file["korean"]["all_correct"] / max(per_file["english"]["all_correct"], 1e-9)
+        reports = [evaluate(generators[name], prompts, scenes, args.seeds, args.refiner, scorer)
+                   for name, prompts in (("korean", korean), ("english", english))]
+        per_file |= comparison(*reports)
         result[str(path)] = per_file
         if not args.json:
             print(f"\n{path}: all-attributes-correct Korean {per_file['korean']['all_correct']:.1%} vs English "
@@ -86,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--pairs", nargs="*", help="corpus files or folders of held-out pairs")
     evaluate.add_argument("--prompts", nargs="*", default=[], type=Path, help="miniworld prompt CSVs (prompt, en, attributes)")
     evaluate.add_argument("--seeds", type=int, default=1)
-    evaluate.add_argument("--refiner", action=argparse.BooleanOptionalAction, default=True)
+    evaluate.add_argument("--refiner", action=argparse.BooleanOptionalAction, default=None,
+                          help="run the refiner (default: the generator config's refiner_default, as in the app)")
     evaluate.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     try:

@@ -58,20 +58,27 @@ class KoreanPromptEncoder:
         batch = self.tokenizer(prompts, padding=True, truncation=True, return_tensors="pt")
         return {"input_ids": batch.input_ids.to(self.device), "attention_mask": batch.attention_mask.to(self.device)}
 
-    @torch.no_grad()
     def encode(self, prompts: str | list[str], target: str) -> PromptEmbeds:
-        """Embeddings for the pipeline whose text encoder `target` names (e.g. 'base' or 'refiner').
+        """Embeddings for the pipeline whose text encoder `target` names (e.g. 'base' or 'refiner')."""
+        return self.encode_all([prompts] if isinstance(prompts, str) else prompts, [target])[target]
+
+    @torch.no_grad()
+    def encode_all(self, prompts: list[str], targets: list[str] | None = None) -> dict[str, PromptEmbeds]:
+        """Embeddings for every target (default: all heads) from one backbone pass over the batch.
 
         An empty prompt gets the teacher's own empty-prompt embedding, the unconditional input the diffusion
         model was trained with for classifier-free guidance.
         """
-        if target not in self.model.heads:
-            raise KeyError(f"this encoder has no head {target!r}; it has {', '.join(self.targets)}")
-        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        head = self.model.heads[target]
-        tokens, pooled = self.model(**self.tokenize(prompts), targets=[target])[target]
+        targets = self.targets if targets is None else targets
+        if missing := [t for t in targets if t not in self.model.heads]:
+            raise KeyError(f"this encoder has no head {missing[0]!r}; it has {', '.join(self.targets)}")
+        prompts = list(prompts)
         empty = torch.tensor([not p.strip() for p in prompts], device=self.device)
-        tokens = torch.where(empty[:, None, None], head.null_tokens.to(tokens.dtype), tokens)
-        if pooled is not None:
-            pooled = torch.where(empty[:, None], head.null_pooled.to(pooled.dtype), pooled)
-        return PromptEmbeds(tokens, pooled)
+        embeds = {}
+        for target, (tokens, pooled) in self.model(**self.tokenize(prompts), targets=targets).items():
+            head = self.model.heads[target]
+            tokens = torch.where(empty[:, None, None], head.null_tokens.to(tokens.dtype), tokens)
+            if pooled is not None:
+                pooled = torch.where(empty[:, None], head.null_pooled.to(pooled.dtype), pooled)
+            embeds[target] = PromptEmbeds(tokens, pooled)
+        return embeds

@@ -21,13 +21,6 @@ def scorer():
 
 
 @pytest.fixture(scope="session")
-def miniworld_generator():
-    from miniworld.evaluate import MiniworldGenerator, Settings
-
-    return MiniworldGenerator(refiner=True, settings=Settings(steps=20))
-
-
-@pytest.fixture(scope="session")
 def corpus_dir(tmp_path_factory):
     from miniworld.corpus import write_corpus
 
@@ -43,3 +36,12 @@ def generator():
     from demo.pipeline import Generator
 
     return Generator(load_config("embedded"))
+
+
+@pytest.fixture(scope="session")
+def teacher_generator():
+    """The same embedded pipeline reading English prompts through the pipelines' own text encoders."""
+    from demo.config import load_config
+    from demo.pipeline import Generator
+
+    return Generator(load_config("embedded"), prompt_encoder="english")

