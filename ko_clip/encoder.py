@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,9 @@ class PromptEmbeds:
 class KoreanPromptEncoder:
     """A trained `KoreanStudent` with its tokenizer, saved and loaded as one directory.
 
-    With a `backbone_source` the tokenizer, like the backbone, comes from that source and is not saved.
+    With a `backbone_source` the tokenizer, like the backbone, comes from that source and is not saved. With
+    `normalize: kiwi` in the model's config, prompts are re-spaced by kiwipiepy's `Kiwi().space()` first: a second
+    line of defence for unspaced typing (`pip install kiwipiepy`), not a substitute for an encoder that reads it.
     """
 
     def __init__(
@@ -36,6 +39,7 @@ class KoreanPromptEncoder:
         self.tokenizer = tokenizer
         self.device = torch.device(device)
         self.dtype = dtype
+        self.space = _kiwi_spacer() if model.config.normalize == "kiwi" else None
 
     @classmethod
     def from_pretrained(
@@ -55,6 +59,8 @@ class KoreanPromptEncoder:
         return list(self.model.heads)
 
     def tokenize(self, prompts: list[str]) -> dict[str, torch.Tensor]:
+        if self.space:
+            prompts = [self.space(p) for p in prompts]
         batch = self.tokenizer(prompts, padding=True, truncation=True, return_tensors="pt")
         return {"input_ids": batch.input_ids.to(self.device), "attention_mask": batch.attention_mask.to(self.device)}
 
@@ -82,3 +88,9 @@ class KoreanPromptEncoder:
                 pooled = torch.where(empty[:, None], head.null_pooled.to(pooled.dtype), pooled)
             embeds[target] = PromptEmbeds(tokens, pooled)
         return embeds
+
+
+def _kiwi_spacer() -> Callable[[str], str]:
+    from kiwipiepy import Kiwi  # LGPL-3.0, only for encoders configured with `normalize: kiwi`
+
+    return Kiwi().space

