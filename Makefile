@@ -27,6 +27,4 @@ test: $(VENV)/.installed browser
 
 retrain: $(VENV)/.installed
 	$(PY) -m miniworld.training all
-	$(PY) -m ko_clip train --config embedded --set export_dir=null
-	mkdir -p runs/ko_clip/cont && rm -rf runs/ko_clip/cont/init && cp -r runs/ko_clip/embedded/best runs/ko_clip/cont/init
-	$(PY) -m ko_clip train --config embedded --set out_dir=runs/ko_clip/cont steps=500 warmup=50 eval_every=250 lr=0.0005 augment.variants=2
+	$(PY) -m ko_clip train --config embedded
