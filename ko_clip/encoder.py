@@ -79,13 +79,18 @@ class KoreanPromptEncoder:
         if missing := [t for t in targets if t not in self.model.heads]:
             raise KeyError(f"this encoder has no head {missing[0]!r}; it has {', '.join(self.targets)}")
         prompts = list(prompts)
-        empty = torch.tensor([not p.strip() for p in prompts], device=self.device)
+        written = [i for i, p in enumerate(prompts) if p.strip()]  # only these go through the model
+        outputs = self.model(**self.tokenize([prompts[i] for i in written]), targets=targets) if written else {}
+        rows = torch.tensor(written, dtype=torch.long, device=self.device)
         embeds = {}
-        for target, (tokens, pooled) in self.model(**self.tokenize(prompts), targets=targets).items():
+        for target in targets:
             head = self.model.heads[target]
-            tokens = torch.where(empty[:, None, None], head.null_tokens.to(tokens.dtype), tokens)
-            if pooled is not None:
-                pooled = torch.where(empty[:, None], head.null_pooled.to(pooled.dtype), pooled)
+            tokens = head.null_tokens.to(self.dtype).expand(len(prompts), -1, -1).clone()
+            pooled = head.null_pooled.to(self.dtype).expand(len(prompts), -1).clone() if head.pooled else None
+            if written:
+                tokens[rows], computed_pooled = outputs[target]
+                if pooled is not None:
+                    pooled[rows] = computed_pooled
             embeds[target] = PromptEmbeds(tokens, pooled)
         return embeds
 
