@@ -45,8 +45,10 @@ _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 _LATIN = re.compile(r"^[a-z]+$")
 
 # Frames around a request. They carry no content words, only the politeness and chatter people add.
-PREFIXES = ("", "안녕하세요. ", "혹시 ", "저기요, ", "부탁 하나 드려도 될까요? ", "음... ", "이번에는 ", "그림 부탁해요: ")
-SUFFIXES = ("", " 그려 주세요", " 그려주실 수 있나요?", " 부탁드립니다", " 만들어 줘", " 보여 주실래요?", " 감사합니다!", " 이렇게요")
+PREFIXES = ("", "안녕하세요. ", "혹시 ", "저기요, ", "부탁 하나 드려도 될까요? ", "음... ", "이번에는 ",
+            "그림 부탁해요: ")  # fmt: skip
+SUFFIXES = ("", " 그려 주세요", " 그려주실 수 있나요?", " 부탁드립니다", " 만들어 줘", " 보여 주실래요?",
+            " 감사합니다!", " 이렇게요")  # fmt: skip
 
 
 def words(text: str) -> list[str]:

@@ -164,7 +164,8 @@ class KoreanStudent(PreTrainedModel):
         """Nothing to do: the backbone initialised itself when built, and the rest keeps PyTorch's defaults."""
 
     def _layers(self, states: torch.Tensor, attention_mask: torch.Tensor, layers: nn.ModuleList) -> torch.Tensor:
-        mask = create_bidirectional_mask(config=self.backbone.config, inputs_embeds=states, attention_mask=attention_mask)
+        config = self.backbone.config
+        mask = create_bidirectional_mask(config=config, inputs_embeds=states, attention_mask=attention_mask)
         for layer in layers:
             states = layer(states, mask)
         return states
@@ -224,7 +225,8 @@ class KoreanStudent(PreTrainedModel):
 def backbone_path(config: KoreanStudentConfig) -> Path:
     """The converted backbone directory (weights and tokenizer) of a config with a `backbone_source`."""
     if config.backbone_source not in BACKBONE_SOURCES:
-        raise ValueError(f"unknown backbone source {config.backbone_source!r}; expected one of {', '.join(BACKBONE_SOURCES)}")
+        known = ", ".join(BACKBONE_SOURCES)
+        raise ValueError(f"unknown backbone source {config.backbone_source!r}; expected one of {known}")
     return BACKBONE_SOURCES[config.backbone_source]()
 
 

@@ -46,7 +46,12 @@ class StateCache:
     @classmethod
     @torch.no_grad()
     def build(
-        cls, model: KoreanStudent, tokenize: Callable[[list[str]], dict], texts: list[str], root: Path, batch_size: int = 64
+        cls,
+        model: KoreanStudent,
+        tokenize: Callable[[list[str]], dict],
+        texts: list[str],
+        root: Path,
+        batch_size: int = 64,
     ) -> StateCache:
         """Load the cache for (`model`'s frozen part, `texts`) from `root`, computing and saving it if missing."""
         texts = sorted(set(texts))

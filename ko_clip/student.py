@@ -36,7 +36,11 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int = 4000, max_length: in
 
 
 def scratch_student(
-    tokenizer: PreTrainedTokenizerBase, targets: list[Target], backbone: dict, trunk: str = "cross_attention", **head_args
+    tokenizer: PreTrainedTokenizerBase,
+    targets: list[Target],
+    backbone: dict,
+    trunk: str = "cross_attention",
+    **head_args,
 ) -> KoreanStudent:
     """A randomly initialised BERT-family backbone sized by `backbone` (hidden_size, num_hidden_layers, …)."""
     settings = {"model_type": "bert", "max_position_embeddings": 128, **backbone}

