@@ -163,7 +163,8 @@ class Generator:
             (1 <= filled.steps <= limits.max_steps, f"steps must be between 1 and {limits.max_steps}"),
             (0 <= filled.guidance <= limits.max_guidance, f"guidance must be between 0 and {limits.max_guidance}"),
             (filled.size in c.sizes, f"size must be one of {', '.join(map(str, c.sizes))}"),
-            (1 <= filled.num_images <= limits.max_images, f"number of images must be between 1 and {limits.max_images}"),
+            (1 <= filled.num_images <= limits.max_images,
+             f"number of images must be between 1 and {limits.max_images}"),
             (0 < filled.refiner_strength <= 1, "refiner strength must be in (0, 1]"),
             (0 < filled.strength <= 1, "strength must be in (0, 1]"),
         ]
@@ -286,7 +287,12 @@ class Generator:
             "height": request.size,
             "mode": "img2img" if request.init_image is not None else "txt2img",
             "refiner": request.refiner,
-            "models": {"config": c.name, "base": c.base, "refiner": c.refiner if request.refiner else None, "korean_encoder": c.korean_encoder},
+            "models": {
+                "config": c.name,
+                "base": c.base,
+                "refiner": c.refiner if request.refiner else None,
+                "korean_encoder": c.korean_encoder,
+            },
         }
         if request.refiner:
             parameters["refiner_strength"] = request.refiner_strength

