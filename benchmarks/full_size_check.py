@@ -42,7 +42,7 @@ from demo.generation.pipeline import ImageGenerator
 from demo.generation.prompt_encoders import EnglishPromptEncoder
 from demo.generation.request import Request
 from ko_clip import KoreanPromptEncoder, Target
-from ko_clip.modeling import KoreanTextEncoder, KoreanTextEncoderConfig
+from ko_clip.modeling import KoreanStudent, KoreanStudentConfig
 from ko_clip.student import train_wordpiece
 from miniworld.corpus import training_pairs
 from miniworld.paths import CLIP_DIR
@@ -80,9 +80,14 @@ def build(workdir: Path, dtype: torch.dtype, device: torch.device) -> dict[str, 
         text_encoder = CLIPTextModel(CLIPTextConfig(**config("sd2-text-encoder"))).to(dtype)
     report["sd2 unet"], report["sd2 vae"], report["sd2 text encoder"] = map(parameters, (unet, vae, text_encoder))
     base = StableDiffusionPipeline(
-        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
         scheduler=DDIMScheduler.from_config(config("sd2-scheduler")),
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
     )
     base.save_pretrained(workdir / "sd2")
     del base, unet, vae, text_encoder
@@ -93,17 +98,23 @@ def build(workdir: Path, dtype: torch.dtype, device: torch.device) -> dict[str, 
     report["refiner unet"], report["refiner vae"] = parameters(unet), parameters(vae)
     report["refiner text encoder 2"] = parameters(text_encoder_2)
     refiner = StableDiffusionXLImg2ImgPipeline(
-        vae=vae, text_encoder=None, text_encoder_2=text_encoder_2, tokenizer=None, tokenizer_2=tokenizer, unet=unet,
+        vae=vae,
+        text_encoder=None,
+        text_encoder_2=text_encoder_2,
+        tokenizer=None,
+        tokenizer_2=tokenizer,
+        unet=unet,
         scheduler=EulerDiscreteScheduler.from_config(config("sdxl-refiner-scheduler")),
-        requires_aesthetics_score=True, force_zeros_for_empty_prompt=False,
+        requires_aesthetics_score=True,
+        force_zeros_for_empty_prompt=False,
     )
     refiner.save_pretrained(workdir / "refiner")
     del refiner, unet, vae, text_encoder_2
     student_tokenizer = train_wordpiece((p["ko"] for p in training_pairs()), vocab_size=2000)
     targets = [Target("base", 1024), Target("refiner", 1280, pooled_size=1280)]
     with device:
-        student = KoreanTextEncoder(
-            KoreanTextEncoderConfig(
+        student = KoreanStudent(
+            KoreanStudentConfig(
                 backbone=config("klue-roberta-large"), targets=[vars(t) for t in targets], head_heads=16
             )
         ).to(dtype)
@@ -141,12 +152,17 @@ def measure(generator: ImageGenerator, variant: str, args: argparse.Namespace) -
             for run in range(args.runs)
         ]
         seconds[mode] = min(times)
-        print(f"{variant:<9} {mode:<13} {args.size}×{args.size}, {args.steps} steps: {min(times):.2f} s/image "
-              f"(best of {args.runs}; first call {first:.1f} s), peak {peak_memory(generator.device)}", flush=True)
+        print(
+            f"{variant:<9} {mode:<13} {args.size}×{args.size}, {args.steps} steps: {min(times):.2f} s/image "
+            f"(best of {args.runs}; first call {first:.1f} s), peak {peak_memory(generator.device)}",
+            flush=True,
+        )
     return seconds
 
 
-def text_encoders(generator: ImageGenerator, english: EnglishPromptEncoder, image_seconds: float | None, runs: int) -> None:
+def text_encoders(
+    generator: ImageGenerator, english: EnglishPromptEncoder, image_seconds: float | None, runs: int
+) -> None:
     """Korean encoding (one pass, both heads, prompt + negative) against the English towers it replaces."""
     device = generator.device
 
@@ -159,9 +175,12 @@ def text_encoders(generator: ImageGenerator, english: EnglishPromptEncoder, imag
         towers = {t: best(lambda t=t: english.encode_all([ENGLISH, ""], [t])) for t in ("base", "refiner")}
     both = sum(towers.values())
     share = f", {korean / image_seconds:.1%} of a base+refiner image" if image_seconds else ""
-    print(f"text encoding, prompt + negative, {generator.dtype}: Korean encoder (both heads, one pass) "
-          f"{korean * 1e3:.2f} ms; English SD2 23×1024 tower {towers['base'] * 1e3:.2f} ms + refiner 32×1280 bigG "
-          f"tower {towers['refiner'] * 1e3:.2f} ms = {both * 1e3:.2f} ms; ratio {korean / both:.2f}{share}", flush=True)
+    print(
+        f"text encoding, prompt + negative, {generator.dtype}: Korean encoder (both heads, one pass) "
+        f"{korean * 1e3:.2f} ms; English SD2 23×1024 tower {towers['base'] * 1e3:.2f} ms + refiner 32×1280 bigG "
+        f"tower {towers['refiner'] * 1e3:.2f} ms = {both * 1e3:.2f} ms; ratio {korean / both:.2f}{share}",
+        flush=True,
+    )
 
 
 def release(device: torch.device) -> None:
@@ -176,8 +195,13 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=768 if cuda else 256)
     parser.add_argument("--steps", type=int, default=25 if cuda else 4)
     parser.add_argument("--runs", type=int, default=3 if cuda else 1)
-    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS) if cuda else ["eager"],
-                        help="compiled and offload need a CUDA device")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=list(VARIANTS),
+        default=list(VARIANTS) if cuda else ["eager"],
+        help="compiled and offload need a CUDA device",
+    )
     parser.add_argument("--workdir", type=Path, help="keep the built directories here (default: a temporary folder)")
     args = parser.parse_args()
     dtype, device = (torch.float16, torch.device("cuda")) if cuda else (torch.bfloat16, torch.device("cpu"))
@@ -190,16 +214,27 @@ def main() -> None:
         print(f"built and saved in {time.perf_counter() - started:.0f} s: {parts}", flush=True)
         print(GOALS if cuda else "CPU: eager only, reduced size and steps")
         settings = GeneratorConfig(
-            name="full-size-check", base=str(workdir / "sd2"), refiner=str(workdir / "refiner"),
-            korean_encoder=str(workdir / "ko-clip"), dtype=str(dtype).removeprefix("torch."), device=str(device),
-            size=args.size, sizes=[args.size], steps=args.steps, guidance=7.5, limits=Limits(max_steps=100),
+            name="full-size-check",
+            base=str(workdir / "sd2"),
+            refiner=str(workdir / "refiner"),
+            korean_encoder=str(workdir / "ko-clip"),
+            dtype=str(dtype).removeprefix("torch."),
+            device=str(device),
+            size=args.size,
+            sizes=[args.size],
+            steps=args.steps,
+            guidance=7.5,
+            limits=Limits(max_steps=100),
         )
         for variant in args.variants:
             try:
                 started = time.perf_counter()
                 generator = ImageGenerator(replace(settings, **VARIANTS[variant]))
-                print(f"{variant}: loaded in {time.perf_counter() - started:.0f} s; device {generator.device}, "
-                      f"dtype {generator.dtype}, attention {generator.attention}", flush=True)
+                print(
+                    f"{variant}: loaded in {time.perf_counter() - started:.0f} s; device {generator.device}, "
+                    f"dtype {generator.dtype}, attention {generator.attention}",
+                    flush=True,
+                )
                 if variant == args.variants[0]:
                     describe(generator)
                 seconds = measure(generator, variant, args)
@@ -216,14 +251,18 @@ def main() -> None:
 def describe(generator: ImageGenerator) -> None:
     base_embeds = generator.encoder.encode([PROMPT], "base")
     refiner_embeds = generator.encoder.encode([PROMPT], "refiner")
-    print(f"prompt_embeds base {tuple(base_embeds.prompt_embeds.shape)} {base_embeds.prompt_embeds.dtype}; refiner "
-          f"{tuple(refiner_embeds.prompt_embeds.shape)} + pooled {tuple(refiner_embeds.pooled_prompt_embeds.shape)}")
+    print(
+        f"prompt_embeds base {tuple(base_embeds.prompt_embeds.shape)} {base_embeds.prompt_embeds.dtype}; refiner "
+        f"{tuple(refiner_embeds.prompt_embeds.shape)} + pooled {tuple(refiner_embeds.pooled_prompt_embeds.shape)}"
+    )
     unet = generator.refiner.unet.config
-    print(f"refiner unet: addition_embed_type={unet.addition_embed_type}, time ids "
-          f"{(unet.projection_class_embeddings_input_dim - 1280) // unet.addition_time_embed_dim}, "
-          f"cross_attention_dim={unet.cross_attention_dim}; base unet cross_attention_dim="
-          f"{generator.base.unet.config.cross_attention_dim}, "
-          f"prediction_type={generator.base.scheduler.config.prediction_type}")
+    print(
+        f"refiner unet: addition_embed_type={unet.addition_embed_type}, time ids "
+        f"{(unet.projection_class_embeddings_input_dim - 1280) // unet.addition_time_embed_dim}, "
+        f"cross_attention_dim={unet.cross_attention_dim}; base unet cross_attention_dim="
+        f"{generator.base.unet.config.cross_attention_dim}, "
+        f"prediction_type={generator.base.scheduler.config.prediction_type}"
+    )
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ Korean→English recall@1 on the validation split, and the all-attributes-correc
 to their English translations through base+refiner of the product's `ImageGenerator` (English through the pipelines'
 own text encoders, the same code), on held-out seen and unseen phrasings.
 
-    python -m benchmarks.ko_clip_ablation [--steps 1000] [--limit 300] [--rows ours pooled-only ...] [--threads N] [--out DIR]
+    python -m benchmarks.ko_clip_ablation [--steps 1000] [--limit 300] [--rows ours pooled-only ...]
+        [--threads N] [--out DIR]
 """
 
 from __future__ import annotations
@@ -60,7 +61,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=300, help="held-out prompts per file for the pipeline score")
     parser.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
     parser.add_argument("--threads", type=int, help="CPU threads (default: the config's)")
-    parser.add_argument("--out", type=Path, default=Path("runs/ko_clip/ablation"), help="one resumable run per row under here")
+    parser.add_argument(
+        "--out", type=Path, default=Path("runs/ko_clip/ablation"), help="one resumable run per row under here"
+    )
     args = parser.parse_args()
     threads = [f"threads={args.threads}"] if args.threads else []
     base = load_config("embedded", threads)
@@ -95,11 +98,16 @@ def main() -> None:
         }
         for name, (prompts, scenes) in files.items():
             korean = evaluate(korean_generator, prompts[limit], scenes[limit], refiner=True, scorer=scorer).all_correct
-            result[f"{name}: korean / english"] = f"{korean:.1%} / {reference[name]:.1%} = {korean / reference[name]:.0%}"
+            result[f"{name}: korean / english"] = (
+                f"{korean:.1%} / {reference[name]:.1%} = {korean / reference[name]:.0%}"
+            )
         results[row] = result
         print(json.dumps({row: result}, ensure_ascii=False), flush=True)
     table = pd.DataFrame(results).T
-    print(f"\nsame data, {args.steps} steps × batch {base.batch_size} per row; pipeline scores on {args.limit} prompts per file")
+    print(
+        f"\nsame data, {args.steps} steps × batch {base.batch_size} per row; "
+        f"pipeline scores on {args.limit} prompts per file"
+    )
     print(table.to_string(float_format=lambda v: f"{v:.4f}"))
 
 

@@ -56,13 +56,18 @@ def main() -> None:
             korean = best_of(args.runs * 10, lambda t=targets: generator.encoder.encode_all([KOREAN, ""], t), device)
             teacher = best_of(args.runs * 10, lambda t=targets: english.encode_all([ENGLISH, ""], t), device)
             encoding[refiner] = korean
-            print(f"text encoding for {' + '.join(targets)} (prompt + negative): Korean encoder {korean * 1e3:.2f} ms, "
-                  f"English text encoders {teacher * 1e3:.2f} ms (ratio {korean / teacher:.2f})")
+            print(
+                f"text encoding for {' + '.join(targets)} (prompt + negative): Korean encoder {korean * 1e3:.2f} ms, "
+                f"English text encoders {teacher * 1e3:.2f} ms (ratio {korean / teacher:.2f})"
+            )
     for refiner, korean in encoding.items():
         request = Request(KOREAN, seed=0, steps=args.steps, refiner=refiner)
         generator(request)  # warm-up
         seconds = best_of(args.runs, lambda r=request: generator(r), device)
-        print(f"{'base+refiner' if refiner else 'base':<13} {seconds:.3f} s/image; Korean encoding {korean / seconds:.1%} of it")
+        print(
+            f"{'base+refiner' if refiner else 'base':<13} {seconds:.3f} s/image; "
+            f"Korean encoding {korean / seconds:.1%} of it"
+        )
 
 
 if __name__ == "__main__":

@@ -70,13 +70,17 @@ def _evaluate(args: argparse.Namespace) -> int:
         english = read_prompts(path, "en")[0]
         held = [Pair(k, e) for k, e in zip(korean, english)]
         per_file = {"embeddings": embedding_metrics(encoder.model, encoder.tokenize, held, teacher)}
-        reports = [evaluate(generators[name], prompts, scenes, args.seeds, args.refiner, scorer)
-                   for name, prompts in (("korean", korean), ("english", english))]
+        reports = [
+            evaluate(generators[name], prompts, scenes, args.seeds, args.refiner, scorer)
+            for name, prompts in (("korean", korean), ("english", english))
+        ]
         per_file |= comparison(*reports)
         result[str(path)] = per_file
         if not args.json:
-            print(f"\n{path}: all-attributes-correct Korean {per_file['korean']['all_correct']:.1%} vs English "
-                  f"{per_file['english']['all_correct']:.1%} (ratio {per_file['ratio']:.1%})")
+            print(
+                f"\n{path}: all-attributes-correct Korean {per_file['korean']['all_correct']:.1%} vs English "
+                f"{per_file['english']['all_correct']:.1%} (ratio {per_file['ratio']:.1%})"
+            )
             print(format_metrics(per_file["embeddings"]))
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
@@ -84,20 +88,30 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ko_clip", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m ko_clip", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     for name, run in (("train", _train), ("evaluate", _evaluate)):
         command = commands.add_parser(name)
         command.set_defaults(run=run)
-        command.add_argument("--config", default="embedded", help="YAML path or a shipped config name (embedded, sd2-sdxl)")
+        command.add_argument(
+            "--config", default="embedded", help="YAML path or a shipped config name (embedded, sd2-sdxl)"
+        )
         command.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config values")
     evaluate = commands.choices["evaluate"]
     evaluate.add_argument("--model", help="trained encoder directory (default: the config's export or best)")
     evaluate.add_argument("--pairs", nargs="*", help="corpus files or folders of held-out pairs")
-    evaluate.add_argument("--prompts", nargs="*", default=[], type=Path, help="miniworld prompt CSVs (prompt, en, attributes)")
+    evaluate.add_argument(
+        "--prompts", nargs="*", default=[], type=Path, help="miniworld prompt CSVs (prompt, en, attributes)"
+    )
     evaluate.add_argument("--seeds", type=int, default=1)
-    evaluate.add_argument("--refiner", action=argparse.BooleanOptionalAction, default=None,
-                          help="run the refiner (default: the generator config's refiner_default, as in the app)")
+    evaluate.add_argument(
+        "--refiner",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the refiner (default: the generator config's refiner_default, as in the app)",
+    )
     evaluate.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     try:

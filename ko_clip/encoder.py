@@ -2,29 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from ko_clip.modeling import KoreanTextEncoder
+from ko_clip.modeling import KoreanStudent, backbone_path
 
 
 @dataclass
 class PromptEmbeds:
-    """What a diffusers pipeline accepts: `prompt_embeds` (B, 77, d) and, for SDXL-type targets, `pooled_prompt_embeds` (B, p)."""
+    """What a diffusers pipeline accepts: `prompt_embeds` (B, 77, d) and, for SDXL-type targets,
+    `pooled_prompt_embeds` (B, p)."""
 
     prompt_embeds: torch.Tensor
     pooled_prompt_embeds: torch.Tensor | None = None
 
 
 class KoreanPromptEncoder:
-    """A trained `KoreanTextEncoder` with its tokenizer, saved and loaded as one directory."""
+    """A trained `KoreanStudent` with its tokenizer, saved and loaded as one directory.
+
+    With a `backbone_source` the tokenizer, like the backbone, comes from that source and is not saved. With
+    `normalize: kiwi` in the model's config, prompts are re-spaced by kiwipiepy's `Kiwi().space()` first: a second
+    line of defence for unspaced typing (`pip install kiwipiepy`), not a substitute for an encoder that reads it.
+    """
 
     def __init__(
         self,
-        model: KoreanTextEncoder,
+        model: KoreanStudent,
         tokenizer: PreTrainedTokenizerBase,
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
@@ -33,22 +40,26 @@ class KoreanPromptEncoder:
         self.tokenizer = tokenizer
         self.device = torch.device(device)
         self.dtype = dtype
+        self.space = _kiwi_spacer() if model.config.normalize == "kiwi" else None
 
     @classmethod
     def from_pretrained(
         cls, path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
-    ) -> "KoreanPromptEncoder":
-        return cls(KoreanTextEncoder.from_pretrained(path), AutoTokenizer.from_pretrained(path), device, dtype)
+    ) -> KoreanPromptEncoder:
+        model = KoreanStudent.from_pretrained(path)
+        tokenizer_dir = backbone_path(model.config) if model.config.backbone_source else path
+        return cls(model, AutoTokenizer.from_pretrained(tokenizer_dir), device, dtype)
 
     def save_pretrained(self, path: str | Path) -> None:
-        self.model.save_pretrained(path)
-        self.tokenizer.save_pretrained(path)
+        write_student(self.model, self.tokenizer, path)
 
     @property
     def targets(self) -> list[str]:
         return list(self.model.heads)
 
     def tokenize(self, prompts: list[str]) -> dict[str, torch.Tensor]:
+        if self.space:
+            prompts = [self.space(p) for p in prompts]
         batch = self.tokenizer(prompts, padding=True, truncation=True, return_tensors="pt")
         return {"input_ids": batch.input_ids.to(self.device), "attention_mask": batch.attention_mask.to(self.device)}
 
@@ -67,12 +78,33 @@ class KoreanPromptEncoder:
         if missing := [t for t in targets if t not in self.model.heads]:
             raise KeyError(f"this encoder has no head {missing[0]!r}; it has {', '.join(self.targets)}")
         prompts = list(prompts)
-        empty = torch.tensor([not p.strip() for p in prompts], device=self.device)
+        written = [i for i, p in enumerate(prompts) if p.strip()]  # only these go through the model
+        outputs = self.model(**self.tokenize([prompts[i] for i in written]), targets=targets) if written else {}
+        rows = torch.tensor(written, dtype=torch.long, device=self.device)
         embeds = {}
-        for target, (tokens, pooled) in self.model(**self.tokenize(prompts), targets=targets).items():
+        for target in targets:
             head = self.model.heads[target]
-            tokens = torch.where(empty[:, None, None], head.null_tokens.to(tokens.dtype), tokens)
-            if pooled is not None:
-                pooled = torch.where(empty[:, None], head.null_pooled.to(pooled.dtype), pooled)
+            tokens = head.null_tokens.to(self.dtype).expand(len(prompts), -1, -1).clone()
+            pooled = head.null_pooled.to(self.dtype).expand(len(prompts), -1).clone() if head.pooled else None
+            if written:
+                tokens[rows], computed_pooled = outputs[target]
+                if pooled is not None:
+                    pooled[rows] = computed_pooled
             embeds[target] = PromptEmbeds(tokens, pooled)
         return embeds
+
+
+def _kiwi_spacer() -> Callable[[str], str]:
+    from kiwipiepy import Kiwi  # LGPL-3.0, only for encoders configured with `normalize: kiwi`
+
+    return Kiwi().space
+
+
+def write_student(
+    model: KoreanStudent, tokenizer: PreTrainedTokenizerBase, path: str | Path, state_dict: dict | None = None
+) -> None:
+    """Write a student directory: its weights (`state_dict`, default the model's own), and its tokenizer unless
+    the backbone's source provides it."""
+    model.save_pretrained(path, **({} if state_dict is None else {"state_dict": state_dict}))
+    if not model.config.backbone_source:
+        tokenizer.save_pretrained(path)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
 from ko_clip.dataset import Pair
-from ko_clip.modeling import KoreanTextEncoder
+from ko_clip.modeling import KoreanStudent
 
 TeacherOutputs = Callable[[str, list[str]], tuple[torch.Tensor, torch.Tensor | None]]
 
@@ -31,7 +31,7 @@ def recall_at(
 
 @torch.no_grad()
 def embedding_metrics(
-    model: KoreanTextEncoder,
+    model: KoreanStudent,
     tokenize: Callable[[list[str]], dict],
     pairs: list[Pair],
     teacher: TeacherOutputs,

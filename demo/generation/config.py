@@ -49,7 +49,6 @@ class GeneratorConfig:
     limits: Limits = field(default_factory=Limits)
 
 
-
 def load_config(name_or_path: str | Path) -> GeneratorConfig:
     path = Path(name_or_path)
     if not path.exists():

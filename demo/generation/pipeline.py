@@ -164,20 +164,35 @@ class ImageGenerator:
             output_type = "pt" if request.refiner else "pil"
             if request.init_image is None:
                 images = self.base(
-                    **text["base"], height=request.size, width=request.size, generator=generators,
-                    output_type=output_type, guidance_scale=request.guidance, **common,
+                    **text["base"],
+                    height=request.size,
+                    width=request.size,
+                    generator=generators,
+                    output_type=output_type,
+                    guidance_scale=request.guidance,
+                    **common,
                 ).images
             else:
                 init = [r.init_image for r, _ in images_of]
                 images = self.img2img(
-                    **text["base"], image=init, strength=request.strength, generator=generators,
-                    output_type=output_type, guidance_scale=request.guidance, **common,
+                    **text["base"],
+                    image=init,
+                    strength=request.strength,
+                    generator=generators,
+                    output_type=output_type,
+                    guidance_scale=request.guidance,
+                    **common,
                 ).images
             if request.refiner:
                 generators = [torch.Generator().manual_seed(s) for s in seeds]
                 images = self.refiner(
-                    **text["refiner"], image=images, strength=request.refiner_strength,
-                    guidance_scale=self.refiner_guidance(request), generator=generators, output_type="pil", **common,
+                    **text["refiner"],
+                    image=images,
+                    strength=request.refiner_strength,
+                    guidance_scale=self.refiner_guidance(request),
+                    generator=generators,
+                    output_type="pil",
+                    **common,
                 ).images
         parameters = [self.parameters(r, seed) for r, seed in images_of]
         return Result(images, seeds, parameters, notes, time.perf_counter() - started)
@@ -215,4 +230,3 @@ class ImageGenerator:
         if request.init_image is not None:
             parameters["strength"] = request.strength
         return parameters
-

@@ -10,9 +10,9 @@ import hashlib
 import json
 import re
 import unicodedata
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import pandas as pd
 from openpyxl import load_workbook
@@ -148,7 +148,9 @@ def is_validation(pair: Pair, fraction: float) -> bool:
     return _digest(pair.ko) % 10_000 < fraction * 10_000
 
 
-def split_pairs(sources: Iterable[str | Path], fraction: float = 0.05, max_chars: int = 300) -> tuple[list[Pair], list[Pair]]:
+def split_pairs(
+    sources: Iterable[str | Path], fraction: float = 0.05, max_chars: int = 300
+) -> tuple[list[Pair], list[Pair]]:
     """(train, validation) lists."""
     train: list[Pair] = []
     validation: list[Pair] = []

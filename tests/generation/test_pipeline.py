@@ -72,8 +72,16 @@ def test_metadata_round_trips_through_the_png(generator, tmp_path):
     assert parameters["prompt"] == PROMPT and parameters["negative_prompt"] == "파란" and parameters["seed"] == 11
     assert parameters["steps"] == 6 and parameters["guidance"] == 4.0 and parameters["width"] == 64
     assert Image.open(path).text["prompt"] == PROMPT
-    again = generator(Request(parameters["prompt"], negative_prompt=parameters["negative_prompt"], seed=parameters["seed"],
-                              steps=parameters["steps"], guidance=parameters["guidance"], refiner=parameters["refiner"]))
+    again = generator(
+        Request(
+            parameters["prompt"],
+            negative_prompt=parameters["negative_prompt"],
+            seed=parameters["seed"],
+            steps=parameters["steps"],
+            guidance=parameters["guidance"],
+            refiner=parameters["refiner"],
+        )
+    )
     assert np.array_equal(np.asarray(again.images[0]), np.asarray(Image.open(path).convert("RGB")))
 
 
@@ -106,7 +114,10 @@ def test_bad_requests_get_clear_errors(generator, request_, message):
 
 def test_progress_reports_every_step_and_cancel_stops(generator):
     steps = []
-    generator(Request(PROMPT, seed=1, steps=10, refiner=True, refiner_strength=0.3), progress=lambda i, n: steps.append((i, n)))
+    generator(
+        Request(PROMPT, seed=1, steps=10, refiner=True, refiner_strength=0.3),
+        progress=lambda i, n: steps.append((i, n)),
+    )
     assert steps == [(i, 13) for i in range(1, 14)]
     cancel = threading.Event()
     cancel.set()
@@ -139,7 +150,22 @@ def test_cli_writes_png_with_prompt_metadata(tmp_path, capsys):
     assert read_parameters(out)["prompt"] == PROMPT and "seed=3" in capsys.readouterr().out
     source = tmp_path / "in.png"
     render(SCENE, 0).save(source)
-    assert generate_cli([PROMPT, "--out", str(tmp_path / "i2i.png"), "--init-image", str(source), "--strength", "0.5", "--steps", "4"]) == 0
+    assert (
+        generate_cli(
+            [
+                PROMPT,
+                "--out",
+                str(tmp_path / "i2i.png"),
+                "--init-image",
+                str(source),
+                "--strength",
+                "0.5",
+                "--steps",
+                "4",
+            ]
+        )
+        == 0
+    )
     assert read_parameters(tmp_path / "i2i.png")["mode"] == "img2img"
 
 

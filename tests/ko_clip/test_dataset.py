@@ -8,12 +8,19 @@ from ko_clip.dataset import CorpusError, Pair, normalize, read_pairs, split_pair
 
 @pytest.fixture
 def mixed_corpus(tmp_path):
-    pd.DataFrame({"ID": [1, 2, 3], "대분류": ["a", "b", "c"], "원문": ["빨간 원", " 파란\u3000 네모 ", None], "번역문": ["a red circle", "a blue square", "x"]}).to_excel(
-        tmp_path / "part1.xlsx", index=False
-    )
+    pd.DataFrame(
+        {
+            "ID": [1, 2, 3],
+            "대분류": ["a", "b", "c"],
+            "원문": ["빨간 원", " 파란\u3000 네모 ", None],
+            "번역문": ["a red circle", "a blue square", "x"],
+        }
+    ).to_excel(tmp_path / "part1.xlsx", index=False)
     nested = tmp_path / "nested"
     nested.mkdir()
-    pd.DataFrame({"ko": ["빨간 원", "노란 별"], "en": ["a red circle", "a yellow star"]}).to_csv(nested / "part2.csv", index=False)
+    pd.DataFrame({"ko": ["빨간 원", "노란 별"], "en": ["a red circle", "a yellow star"]}).to_csv(
+        nested / "part2.csv", index=False
+    )
     records = {"data": [{"sn": "1", "ko": "초록 세모", "en": "a green triangle"}, {"sn": "2", "ko": "", "en": "empty"}]}
     (nested / "part3.json").write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
     return tmp_path
@@ -41,7 +48,9 @@ def test_overlong_pairs_are_dropped(tmp_path):
 
 
 def test_split_is_deterministic_and_disjoint(tmp_path):
-    pd.DataFrame({"ko": [f"문장 {i}" for i in range(400)], "en": [f"sentence {i}" for i in range(400)]}).to_csv(tmp_path / "c.csv", index=False)
+    pd.DataFrame({"ko": [f"문장 {i}" for i in range(400)], "en": [f"sentence {i}" for i in range(400)]}).to_csv(
+        tmp_path / "c.csv", index=False
+    )
     train, validation = split_pairs([tmp_path], fraction=0.1)
     again = split_pairs([tmp_path], fraction=0.1)
     assert (train, validation) == again

@@ -1,7 +1,7 @@
 import torch
 from transformers import AutoTokenizer
 
-from ko_clip import KoreanPromptEncoder, KoreanTextEncoder, KoreanTextEncoderConfig, Target
+from ko_clip import KoreanPromptEncoder, KoreanStudent, KoreanStudentConfig, Target
 from ko_clip.student import scratch_student, train_wordpiece
 
 SD2_LIKE = Target("base", hidden_size=1024)
@@ -11,7 +11,7 @@ TINY_BACKBONE = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
 
 def tiny_encoder(head: str = "cross_attention") -> KoreanPromptEncoder:
     tokenizer = train_wordpiece(["빨간 원이 왼쪽에 있다", "파란 네모가 가운데에 있다", "a red circle"], vocab_size=200)
-    model = scratch_student(tokenizer, [SD2_LIKE, REFINER_LIKE], TINY_BACKBONE, head=head, head_layers=1, head_heads=2)
+    model = scratch_student(tokenizer, [SD2_LIKE, REFINER_LIKE], TINY_BACKBONE, trunk=head, head_layers=1, head_heads=2)
     return KoreanPromptEncoder(model, tokenizer)
 
 
@@ -26,7 +26,10 @@ def test_heads_give_pipeline_shapes_for_sd2_and_refiner_targets():
 
 def test_korean_and_english_lengths_differ_but_output_length_does_not():
     encoder = tiny_encoder()
-    short, long = encoder.encode(["원"], "base"), encoder.encode(["왼쪽에 있는 아주 커다란 빨간색 동그라미 " * 3], "base")
+    short, long = (
+        encoder.encode(["원"], "base"),
+        encoder.encode(["왼쪽에 있는 아주 커다란 빨간색 동그라미 " * 3], "base"),
+    )
     assert short.prompt_embeds.shape == long.prompt_embeds.shape == (1, 77, 1024)
 
 
@@ -36,7 +39,9 @@ def test_empty_prompt_gets_the_teachers_unconditional_embedding():
     head.null_tokens.fill_(0.5)
     head.null_pooled.fill_(-1.0)
     out = encoder.encode(["", "빨간 원"], "refiner")
-    assert torch.equal(out.prompt_embeds[0], head.null_tokens) and torch.equal(out.pooled_prompt_embeds[0], head.null_pooled)
+    assert torch.equal(out.prompt_embeds[0], head.null_tokens) and torch.equal(
+        out.pooled_prompt_embeds[0], head.null_pooled
+    )
     assert not torch.equal(out.prompt_embeds[1], head.null_tokens)
 
 
@@ -45,10 +50,13 @@ def test_save_and_load_round_trip_gives_identical_embeddings(tmp_path):
     encoder.model.heads["base"].null_tokens.normal_()
     encoder.save_pretrained(tmp_path)
     reloaded = KoreanPromptEncoder.from_pretrained(tmp_path)
-    assert isinstance(reloaded.model, KoreanTextEncoder) and isinstance(reloaded.model.config, KoreanTextEncoderConfig)
+    assert isinstance(reloaded.model, KoreanStudent) and isinstance(reloaded.model.config, KoreanStudentConfig)
     assert {p.name for p in tmp_path.iterdir()} >= {"config.json", "model.safetensors", "tokenizer.json"}
     for target in ("base", "refiner"):
-        a, b = encoder.encode(["빨간 원이 왼쪽에 있다", ""], target), reloaded.encode(["빨간 원이 왼쪽에 있다", ""], target)
+        a, b = (
+            encoder.encode(["빨간 원이 왼쪽에 있다", ""], target),
+            reloaded.encode(["빨간 원이 왼쪽에 있다", ""], target),
+        )
         assert torch.equal(a.prompt_embeds, b.prompt_embeds)
         if target == "refiner":
             assert torch.equal(a.pooled_prompt_embeds, b.pooled_prompt_embeds)

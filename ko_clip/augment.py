@@ -1,0 +1,180 @@
+"""Korean as people type it, made from any parallel corpus: no word lists, only the pairs themselves.
+
+- spacing: all spaces dropped, or some neighbouring words merged;
+- typos: jamo-level noise inside syllables (a vowel or consonant swapped, a final consonant dropped or added),
+  a doubled, dropped or swapped syllable, a stray jamo;
+- code-switching: a Korean word replaced by the English word it aligns to (Dice co-occurrence over the corpus);
+- loanwords: the same aligned English word spelled in Hangul by `ko_clip.hangul.transliterate`;
+- wrappers: a polite or verbose frame around the whole request.
+
+`AugmentConfig` switches each on or off; `variants` pre-generates a fixed list per sentence (seeded), so a
+training run can cache the frozen backbone's states for each variant and resume exactly.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ko_clip.dataset import Pair
+from ko_clip.hangul import CODAS, ONSETS, VOWELS, compose, decompose, is_syllable, transliterate
+
+
+@dataclass
+class AugmentConfig:
+    variants: int = 0  # augmented variants per Korean sentence (0: train on the corpus sentences only)
+    no_space: float = 0.25  # probability, per variant, of each ingredient
+    merge_space: float = 0.25
+    typo: float = 0.25
+    code_switch: float = 0.3
+    loanword: float = 0.3
+    wrapper: float = 0.15
+    min_dice: float = 0.1  # alignment threshold (with a precision of 0.8, see Aligner)
+    # Ingredients to leave out (the ablation): variants that used one are not trained on. The pool of variants
+    # stays the same, so runs that differ only here share their cached backbone states.
+    drop: list[str] = field(default_factory=list)
+
+
+INGREDIENTS = ("no_space", "merge_space", "typo", "code_switch", "loanword", "wrapper")
+
+
+_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+_LATIN = re.compile(r"^[a-z]+$")
+
+# Frames around a request. They carry no content words, only the politeness and chatter people add.
+PREFIXES = ("", "안녕하세요. ", "혹시 ", "저기요, ", "부탁 하나 드려도 될까요? ", "음... ", "이번에는 ",
+            "그림 부탁해요: ")  # fmt: skip
+SUFFIXES = ("", " 그려 주세요", " 그려주실 수 있나요?", " 부탁드립니다", " 만들어 줘", " 보여 주실래요?",
+            " 감사합니다!", " 이렇게요")  # fmt: skip
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+class Aligner:
+    """Korean word → English word by the Dice coefficient of their sentence co-occurrence over the corpus.
+
+    A link also needs the English word in at least `min_precision` of the Korean word's sentences, so a word that
+    merely co-occurs often (a verb, a particle) is not linked. Words in more than `max_share` of the sentences on
+    either side are left out: they co-occur with everything (articles, 'background' in a one-background-per-
+    caption corpus) and Dice cannot place them.
+    """
+
+    def __init__(
+        self, pairs: Iterable[Pair], min_dice: float = 0.1, min_precision: float = 0.8, max_share: float = 0.6
+    ) -> None:
+        korean: Counter[str] = Counter()
+        english: Counter[str] = Counter()
+        both: Counter[tuple[str, str]] = Counter()
+        n = 0
+        for pair in pairs:
+            k, e = set(pair.ko.split()), {w for w in words(pair.en) if _LATIN.match(w)}
+            korean.update(k)
+            english.update(e)
+            both.update((a, b) for a in k for b in e)
+            n += 1
+        english_kept = {w for w, c in english.items() if c <= max_share * n}
+        best: dict[str, tuple[float, str]] = {}
+        for (k, e), c in both.items():
+            if e not in english_kept or korean[k] > max_share * n or korean[k] < 3:
+                continue
+            dice = 2 * c / (korean[k] + english[e])
+            if c / korean[k] >= min_precision and dice >= min_dice and dice > best.get(k, (0.0, ""))[0]:
+                best[k] = (dice, e)
+        self.table = {k: e for k, (_, e) in best.items()}
+
+    def english(self, korean_word: str) -> tuple[str, str] | None:
+        """(English word, Korean ending kept after it) for a Korean word, or None if it aligns to nothing.
+
+        A word whose stem (the word less its last syllable) aligns to the same English word keeps that last
+        syllable as an ending (원이 → circle이), which is how particles are attached to English words in Korean.
+        """
+        if korean_word not in self.table:
+            return None
+        english = self.table[korean_word]
+        stem, ending = korean_word[:-1], korean_word[-1:]
+        return (english, ending) if self.table.get(stem) == english else (english, "")
+
+
+def _typo(word: str, rng: random.Random) -> str:
+    """One keyboard-like slip in a Korean word."""
+    chars = list(word)
+    syllables = [i for i, c in enumerate(chars) if is_syllable(c)]
+    if not syllables:
+        return word
+    i = rng.choice(syllables)
+    onset, vowel, coda = decompose(chars[i])
+    kind = rng.randrange(7)
+    if kind == 0:
+        vowel = rng.choice(VOWELS)
+    elif kind == 1:
+        onset = rng.choice(ONSETS)
+    elif kind == 2:
+        coda = "" if coda else rng.choice(CODAS[1:])
+    elif kind == 3:
+        chars.insert(i, chars[i])
+    elif kind == 4 and len(chars) > 1:
+        del chars[i]
+        return "".join(chars)
+    elif kind == 5 and i + 1 < len(chars):
+        chars[i], chars[i + 1] = chars[i + 1], chars[i]
+        return "".join(chars)
+    else:
+        chars.insert(i + 1, rng.choice(ONSETS))  # a stray jamo, as when a key is hit between syllables
+        return "".join(chars)
+    chars[i] = compose(onset, vowel, coda)
+    return "".join(chars)
+
+
+def augment(text: str, aligner: Aligner, config: AugmentConfig, rng: random.Random) -> tuple[str, set[str]]:
+    """One augmented variant of a Korean sentence and the ingredients it used (drawn independently; at least one
+    changes the text, unless none can)."""
+    for _ in range(10):
+        tokens, used = text.split(), set()
+        if rng.random() < config.code_switch or rng.random() < config.loanword:
+            switch = rng.random() < config.code_switch / max(config.code_switch + config.loanword, 1e-9)
+            for j, token in enumerate(tokens):
+                found = aligner.english(token)
+                if found and rng.random() < 0.5:
+                    english, ending = found
+                    tokens[j] = (english if switch else transliterate(english)) + (ending if rng.random() < 0.5 else "")
+                    used.add("code_switch" if switch else "loanword")
+        if rng.random() < config.typo:
+            for j in rng.sample(range(len(tokens)), max(1, len(tokens) // 4)):
+                tokens[j] = _typo(tokens[j], rng)
+            used.add("typo")
+        out = " ".join(tokens)
+        if rng.random() < config.wrapper:
+            out = rng.choice(PREFIXES) + out + rng.choice(SUFFIXES)
+            used.add("wrapper")
+        if rng.random() < config.no_space:
+            out = out.replace(" ", "")
+            used.add("no_space")
+        elif rng.random() < config.merge_space:
+            out = re.sub(" ", lambda m: "" if rng.random() < 0.5 else " ", out)
+            used.add("merge_space")
+        if out != text:
+            break
+    return out, used
+
+
+def variants(pairs: list[Pair], config: AugmentConfig, seed: int = 0) -> tuple[list[list[str]], list[str]]:
+    """(for each pair: its Korean sentence and the augmented variants whose ingredients are not dropped,
+    every variant of the pool): `config.variants` per pair, fixed by `seed`."""
+    unknown = set(config.drop) - set(INGREDIENTS)
+    if unknown:
+        raise ValueError(f"augment.drop: unknown ingredient(s) {', '.join(sorted(unknown))}; expected {INGREDIENTS}")
+    if not config.variants:
+        return [[p.ko] for p in pairs], []
+    aligner = Aligner(pairs, config.min_dice)
+    rng = random.Random(seed)
+    kept, pool = [], []
+    for pair in pairs:
+        made = [augment(pair.ko, aligner, config, rng) for _ in range(config.variants)]
+        pool += [text for text, _ in made]
+        kept.append([pair.ko] + [text for text, used in made if not used & set(config.drop)])
+    return kept, pool
