@@ -21,7 +21,7 @@ from ko_clip.student import pretrained_student, scratch_student, train_wordpiece
 from miniworld.korean import korean_captions
 from miniworld.world import all_scenes, english_caption
 
-PROBES = Path(__file__).resolve().parents[1] / "ko_clip" / "probes"
+PROBES = Path(__file__).resolve().parents[2] / "ko_clip" / "probes"
 HANGUL = st.integers(0xAC00, 0xD7A3).map(chr)
 JAMO = st.integers(0x3131, 0x3163).map(chr)
 LATIN_DIGITS = st.sampled_from(string.ascii_letters + string.digits)
