@@ -37,6 +37,7 @@ from diffusers import (
 )
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
+from benchmarks.timing import best_of, synchronised
 from demo.generation.config import GeneratorConfig, Limits
 from demo.generation.pipeline import ImageGenerator
 from demo.generation.prompt_encoders import EnglishPromptEncoder
@@ -123,17 +124,6 @@ def build(workdir: Path, dtype: torch.dtype, device: torch.device) -> dict[str, 
     return report
 
 
-def synchronised(device: torch.device, work) -> float:
-    """Seconds `work()` takes, the GPU's queue drained before and after."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    started = time.perf_counter()
-    work()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - started
-
-
 def peak_memory(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB GPU"
@@ -168,7 +158,7 @@ def text_encoders(
 
     def best(work) -> float:
         work()  # warm-up
-        return min(synchronised(device, work) for _ in range(runs))
+        return best_of(runs, work, device)
 
     with torch.inference_mode():
         korean = best(lambda: generator.encoder.encode_all([PROMPT, ""], ["base", "refiner"]))

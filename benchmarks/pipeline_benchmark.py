@@ -10,10 +10,10 @@ through `EnglishPromptEncoder`) on the English translation. GPU work is synchron
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
+from benchmarks.timing import best_of
 from demo.generation.config import load_config, resolve
 from demo.generation.pipeline import ImageGenerator
 from demo.generation.prompt_encoders import EnglishPromptEncoder
@@ -21,20 +21,6 @@ from demo.generation.request import Request
 
 KOREAN = "흰 배경 왼쪽에 있는 큰 빨간 원"
 ENGLISH = "a large red circle on the left on a white background"
-
-
-def best_of(runs: int, work, device: torch.device) -> float:
-    """The fastest of `runs` timings of `work()`, each waiting for the GPU to finish."""
-    times = []
-    for _ in range(runs):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        started = time.perf_counter()
-        work()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def main() -> None:
