@@ -1,13 +1,14 @@
 """Quality measured on the product: miniworld prompts through the app's `ImageGenerator`, scored by miniworld.
 
     python -m miniworld.evaluate PROMPTS.csv [--encoder teacher|korean] [--refiner/--no-refiner] [--seeds N] [--json]
-    python -m miniworld.evaluate --probe DIR [--json]
+    python -m miniworld.evaluate --probe DIR [--json] [--english-from EARLIER.json]
 
 The English teacher is one more prompt encoder of the same `ImageGenerator` (`prompt_encoder="english"`), so Korean
 and English prompts run identical code: the pixel hand-off to the refiner, the config's settings and defaults,
 `refiner_default` included. `--probe DIR` scores every `*.csv` category file of DIR through the Korean encoder
 and, on the same scenes and seeds, through the English teacher (the file's `english` column, else the scene's
-canonical English caption), and reports both per category with their ratio.
+canonical English caption), and reports both per category with their ratio. The English half depends only on
+the settings, so `--english-from` reuses it from an earlier `--probe --json` of the same DIR and settings (checked).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
-from demo.generation.config import load_config
+from demo.generation.config import GeneratorConfig, load_config
 from demo.generation.pipeline import ImageGenerator
 from demo.generation.request import Request
 from miniworld.prompts import COLUMNS, has_column, read_prompts
@@ -86,13 +87,15 @@ def comparison(korean: Report, english: Report) -> dict:
 
 def probe(
     korean: ImageGenerator,
-    english: ImageGenerator,
+    english: ImageGenerator | dict[str, Report],
     directory: Path,
     seeds: int = 1,
     refiner: bool | None = None,
     limit: int | None = None,
 ) -> dict:
-    """Per category file of `directory` (and over all of them): Korean vs English on the same scenes and seeds."""
+    """Per category file of `directory` (and over all of them): Korean vs English on the same scenes and seeds.
+
+    `english` is the generator with the English teacher, or the English reports of an earlier run by category."""
     files = sorted(Path(directory).glob("*.csv"))
     if not files:
         raise ValueError(f"{directory}: no *.csv category files")
@@ -103,10 +106,14 @@ def probe(
         translations = read_prompts(path, "english")[0] if has_column(path, "english") else None
         prompts, scenes = prompts[:limit], scenes[:limit]
         translations = (translations or [english_caption(s) for s in scenes])[:limit]
-        pair = (
-            evaluate(korean, prompts, scenes, seeds, refiner, scorer),
-            evaluate(english, translations, scenes, seeds, refiner, scorer),
-        )
+        if isinstance(english, dict):
+            images = len(prompts) * seeds
+            if english.get(path.stem, Report(-1, 0, {}, 0)).n != images:
+                raise ValueError(f"the earlier English reports do not cover {path.name} ({images} images)")
+            english_report = english[path.stem]
+        else:
+            english_report = evaluate(english, translations, scenes, seeds, refiner, scorer)
+        pair = (evaluate(korean, prompts, scenes, seeds, refiner, scorer), english_report)
         categories[path.stem] = comparison(*pair)
         reports.append(pair)
     return {"categories": categories, "all": comparison(*(combine(list(r)) for r in zip(*reports)))}
@@ -130,6 +137,26 @@ def format_probe(result: dict) -> str:
         attributes = "".join(f"{k['per_attribute'][a]:>6.0%}/{e['per_attribute'][a]:<4.0%}" for a in ATTRIBUTES)
         rows.append(f"{name:<20}{k['all_correct']:>8.1%}{e['all_correct']:>9.1%}{c['ratio']:>7.0%} {attributes}")
     return "\n".join(rows)
+
+
+def probe_settings(config: GeneratorConfig, args: argparse.Namespace) -> dict:
+    """Everything but the Korean encoder that decides a probe's images: what `--english-from` must match."""
+    refiner = config.refiner_default if args.refiner is None else args.refiner
+    fields = ("steps", "guidance", "refiner_strength", "refiner_guidance")
+    return {"config": args.config, "refiner": refiner, "seeds": args.seeds, "limit": args.limit} | {
+        name: getattr(config, name) for name in fields
+    }
+
+
+def earlier_english(path: Path, settings: dict) -> dict[str, Report]:
+    """The English reports by category of an earlier `--probe --json` output made with the same settings."""
+    try:
+        earlier = json.loads(path.read_text(encoding="utf-8"))
+        if earlier.get("settings") != settings:
+            raise ValueError(f"{path} was made with other settings ({earlier.get('settings')}, now {settings})")
+        return {name: Report(**c["english"]) for name, c in earlier["categories"].items()}
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: not a --probe --json output ({error})") from error
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,6 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--refiner-guidance", type=float, help="default: the config's")
     parser.add_argument("--limit", type=int, help="only the first N prompts (of each file)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--english-from",
+        type=Path,
+        metavar="EARLIER.json",
+        help="with --probe: reuse the English half of an earlier --probe --json run with the same DIR and settings",
+    )
     args = parser.parse_args(argv)
     if (args.prompts is None) == (args.probe is None):
         parser.error("give either PROMPTS.csv or --probe DIR")
@@ -175,14 +208,11 @@ def main(argv: list[str] | None = None) -> int:
         }
         config = replace(config, **{key: value for key, value in settings.items() if value is not None})
         if args.probe is not None:
-            result = probe(
-                ImageGenerator(config, "korean"),
-                ImageGenerator(config, "english"),
-                args.probe,
-                args.seeds,
-                args.refiner,
-                args.limit,
-            )
+            used = probe_settings(config, args)
+            english = earlier_english(args.english_from, used) if args.english_from else None
+            english = english or ImageGenerator(config, "english")
+            result = probe(ImageGenerator(config, "korean"), english, args.probe, args.seeds, args.refiner, args.limit)
+            result["settings"] = used
             print(json.dumps(result) if args.json else format_probe(result))
             return 0
         prompts, scenes = read_prompts(args.prompts)

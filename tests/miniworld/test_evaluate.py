@@ -136,6 +136,19 @@ def test_probe_scores_each_category_in_korean_and_english(tmp_path, capsys):
     )
     assert main(["--probe", str(probe)]) == 0 and "reordered" in capsys.readouterr().out
 
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(json.dumps(result))
+    assert main(["--probe", str(probe), "--json", "--steps", "10", "--english-from", str(earlier)]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again == result  # the English half reused, the Korean half regenerated identically
+    with pytest.raises(SystemExit) as exit_:
+        main(["--probe", str(probe), "--steps", "8", "--english-from", str(earlier)])
+    assert exit_.value.code == 2 and "other settings" in capsys.readouterr().err
+    (probe / "extra.csv").write_text((probe / "reordered.csv").read_text())
+    with pytest.raises(SystemExit) as exit_:
+        main(["--probe", str(probe), "--steps", "10", "--english-from", str(earlier)])
+    assert exit_.value.code == 2 and "do not cover extra.csv" in capsys.readouterr().err
+
 
 def test_prompt_file_errors_name_the_problem(tmp_path):
     (tmp_path / "cols.csv").write_text("prompt,color\nx,red\n")
