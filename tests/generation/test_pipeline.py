@@ -239,8 +239,8 @@ def test_a_bfloat16_generator_keeps_every_module_of_every_pipeline_in_bfloat16(t
 
 def test_one_korean_encoder_forward_per_call_for_every_head_prompt_and_negative(generator):
     batches = []
-    backbone = generator.encoder.model.backbone
-    handle = backbone.register_forward_hook(
+    embeddings = generator.encoder.model.backbone.embeddings  # where every backbone pass starts, whatever is frozen
+    handle = embeddings.register_forward_hook(
         lambda module, args, kwargs, out: batches.append(len(kwargs["input_ids"])), with_kwargs=True
     )
     try:
