@@ -108,7 +108,7 @@ def probe(
         translations = (translations or [english_caption(s) for s in scenes])[:limit]
         if isinstance(english, dict):
             images = len(prompts) * seeds
-            if english.get(path.stem, Report(-1, 0, {}, 0)).n != images:
+            if path.stem not in english or english[path.stem].n != images:
                 raise ValueError(f"the earlier English reports do not cover {path.name} ({images} images)")
             english_report = english[path.stem]
         else:
@@ -209,8 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         config = replace(config, **{key: value for key, value in settings.items() if value is not None})
         if args.probe is not None:
             used = probe_settings(config, args)
-            english = earlier_english(args.english_from, used) if args.english_from else None
-            english = english or ImageGenerator(config, "english")
+            if args.english_from:
+                english = earlier_english(args.english_from, used)
+            else:
+                english = ImageGenerator(config, "english")
             result = probe(ImageGenerator(config, "korean"), english, args.probe, args.seeds, args.refiner, args.limit)
             result["settings"] = used
             print(json.dumps(result) if args.json else format_probe(result))
