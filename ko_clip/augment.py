@@ -1,8 +1,7 @@
 """Korean as people type it, made from any parallel corpus: no word lists, only the pairs themselves.
 
 - spacing: all spaces dropped, or some neighbouring words merged;
-- typos: jamo-level noise inside syllables (a vowel or consonant swapped, a final consonant dropped or added),
-  a doubled, dropped or swapped syllable, a stray jamo;
+- typos: the slips of the 두벌식 keyboard and of spelling by sound (`ko_clip.typos`);
 - code-switching: a Korean word replaced by the English word it aligns to (Dice co-occurrence over the corpus);
 - loanwords: the same aligned English word spelled in Hangul by `ko_clip.hangul.transliterate`, in its standard
   spelling or the one casual writing often uses (톱 or 탑);
@@ -21,7 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ko_clip.dataset import Pair
-from ko_clip.hangul import CODAS, ONSETS, VOWELS, compose, decompose, is_syllable, transliterate
+from ko_clip.hangul import transliterate
+from ko_clip.typos import typo
 
 
 @dataclass
@@ -109,36 +109,6 @@ class Aligner:
         return (english, ending) if self.table.get(stem) == english else (english, "")
 
 
-def _typo(word: str, rng: random.Random) -> str:
-    """One keyboard-like slip in a Korean word."""
-    chars = list(word)
-    syllables = [i for i, c in enumerate(chars) if is_syllable(c)]
-    if not syllables:
-        return word
-    i = rng.choice(syllables)
-    onset, vowel, coda = decompose(chars[i])
-    kind = rng.randrange(7)
-    if kind == 0:
-        vowel = rng.choice(VOWELS)
-    elif kind == 1:
-        onset = rng.choice(ONSETS)
-    elif kind == 2:
-        coda = "" if coda else rng.choice(CODAS[1:])
-    elif kind == 3:
-        chars.insert(i, chars[i])
-    elif kind == 4 and len(chars) > 1:
-        del chars[i]
-        return "".join(chars)
-    elif kind == 5 and i + 1 < len(chars):
-        chars[i], chars[i + 1] = chars[i + 1], chars[i]
-        return "".join(chars)
-    else:
-        chars.insert(i + 1, rng.choice(ONSETS))  # a stray jamo, as when a key is hit between syllables
-        return "".join(chars)
-    chars[i] = compose(onset, vowel, coda)
-    return "".join(chars)
-
-
 def augment(text: str, aligner: Aligner, config: AugmentConfig, rng: random.Random) -> tuple[str, set[str]]:
     """One augmented variant of a Korean sentence and the ingredients it used (drawn independently; at least one
     changes the text, unless none can)."""
@@ -155,7 +125,7 @@ def augment(text: str, aligner: Aligner, config: AugmentConfig, rng: random.Rand
                     used.add("code_switch" if switch else "loanword")
         if rng.random() < config.typo:
             for j in rng.sample(range(len(tokens)), max(1, len(tokens) // 4)):
-                tokens[j] = _typo(tokens[j], rng)
+                tokens[j] = typo(tokens[j], rng)
             used.add("typo")
         out = " ".join(tokens)
         if rng.random() < config.wrapper:

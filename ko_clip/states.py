@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -86,7 +87,7 @@ class StateCache:
         states = torch.cat(([cache.states] if cache.texts else []) + pieces)
         merged = cls(cache.texts + missing, states, offsets)
         root.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{len(merged.texts)}.tmp")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # runs sharing the cache never share a temporary
         torch.save({"texts": merged.texts, "states": merged.states, "offsets": merged.offsets}, tmp)
         tmp.replace(path)
         return merged
