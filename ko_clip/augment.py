@@ -95,6 +95,7 @@ class Aligner:
             if c / korean[k] >= min_precision and dice >= min_dice and rank > best.get(k, (0.0, 0, ""))[:3]:
                 best[k] = rank
         self.table = {k: e for k, (_, _, e) in best.items()}
+        self.vocabulary = set(korean)  # every Korean word of the corpus, as written
 
     def english(self, korean_word: str) -> tuple[str, str] | None:
         """(English word, Korean ending kept after it) for a Korean word, or None if it aligns to nothing.
@@ -107,6 +108,15 @@ class Aligner:
         english = self.table[korean_word]
         stem, ending = korean_word[:-1], korean_word[-1:]
         return (english, ending) if self.table.get(stem) == english else (english, "")
+
+
+def _misspelled(word: str, vocabulary: set[str], rng: random.Random) -> str:
+    """A typo of `word` that is not itself a word of the corpus: 삼각형 → 사각형 would teach the wrong shape."""
+    for _ in range(5):
+        out = typo(word, rng)
+        if out not in vocabulary:
+            return out
+    return word
 
 
 def augment(text: str, aligner: Aligner, config: AugmentConfig, rng: random.Random) -> tuple[str, set[str]]:
@@ -125,7 +135,7 @@ def augment(text: str, aligner: Aligner, config: AugmentConfig, rng: random.Rand
                     used.add("code_switch" if switch else "loanword")
         if rng.random() < config.typo:
             for j in rng.sample(range(len(tokens)), max(1, len(tokens) // 4)):
-                tokens[j] = typo(tokens[j], rng)
+                tokens[j] = _misspelled(tokens[j], aligner.vocabulary, rng)
             used.add("typo")
         out = " ".join(tokens)
         if rng.random() < config.wrapper:

@@ -60,3 +60,12 @@ def test_a_typo_changes_the_word_and_leaves_only_hangul(word, seed):
 
 def test_a_word_without_hangul_is_left_alone():
     assert typos.typo("red", random.Random(0)) == "red"
+
+
+def test_a_typo_that_spells_another_corpus_word_is_not_used():
+    from ko_clip.augment import _misspelled
+
+    unchecked = {typos.typo("삼각형이", random.Random(seed)) for seed in range(300)}
+    assert "사각형이" in unchecked  # a dropped final consonant turns the triangle into a square
+    checked = {_misspelled("삼각형이", {"사각형이"}, random.Random(seed)) for seed in range(300)}
+    assert "사각형이" not in checked and len(checked) > 20
