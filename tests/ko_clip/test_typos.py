@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ko_clip import typos
+from ko_clip.augment import _misspelled
 from ko_clip.hangul import decompose, is_syllable
 
 SYLLABLE = st.integers(0xAC00, 0xD7A3).map(chr)
@@ -63,8 +64,6 @@ def test_a_word_without_hangul_is_left_alone():
 
 
 def test_a_typo_that_spells_another_corpus_word_is_not_used():
-    from ko_clip.augment import _misspelled
-
     unchecked = {typos.typo("삼각형이", random.Random(seed)) for seed in range(300)}
     assert "사각형이" in unchecked  # a dropped final consonant turns the triangle into a square
     checked = {_misspelled("삼각형이", {"사각형이"}, random.Random(seed)) for seed in range(300)}
