@@ -5,7 +5,10 @@
 - code-switching: a Korean word replaced by the English word it aligns to (Dice co-occurrence over the corpus);
 - loanwords: the same aligned English word spelled in Hangul by `ko_clip.hangul.transliterate`, in its standard
   spelling or the one casual writing often uses (톱 or 탑);
-- wrappers: a polite or verbose frame around the whole request, sometimes a filler word inside it.
+- wrappers: a polite or verbose frame around the whole request, sometimes a filler word inside it;
+- affixes (off unless set): a syllable of the corpus put before a word, or one of the word's later syllables
+  replaced by one, so the student reads a word by its stem as derived words and synonyms share it (빨간 → 새빨간,
+  왼쪽 → 왼편, 중앙 → 정중앙).
 
 `AugmentConfig` switches each on or off; `variants` pre-generates a fixed list per sentence (seeded), so a
 training run can cache the frozen backbone's states for each variant and resume exactly.
@@ -20,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ko_clip.dataset import Pair
-from ko_clip.hangul import transliterate
+from ko_clip.hangul import is_syllable, transliterate
 from ko_clip.typos import typo
 
 
@@ -33,13 +36,14 @@ class AugmentConfig:
     code_switch: float = 0.3
     loanword: float = 0.3
     wrapper: float = 0.15
+    affix: float = 0.0
     min_dice: float = 0.1  # alignment threshold (with a precision of 0.8, see Aligner)
     # Ingredients to leave out (the ablation): variants that used one are not trained on. The pool of variants
     # stays the same, so runs that differ only here share their cached backbone states.
     drop: list[str] = field(default_factory=list)
 
 
-INGREDIENTS = ("no_space", "merge_space", "typo", "code_switch", "loanword", "wrapper")
+INGREDIENTS = ("no_space", "merge_space", "typo", "code_switch", "loanword", "wrapper", "affix")
 
 
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
@@ -96,6 +100,7 @@ class Aligner:
                 best[k] = rank
         self.table = {k: e for k, (_, _, e) in best.items()}
         self.vocabulary = set(korean)  # every Korean word of the corpus, as written
+        self.syllables = sorted({c for word in korean for c in word if is_syllable(c)})
 
     def english(self, korean_word: str) -> tuple[str, str] | None:
         """(English word, Korean ending kept after it) for a Korean word, or None if it aligns to nothing.
@@ -119,6 +124,17 @@ def _misspelled(word: str, vocabulary: set[str], rng: random.Random) -> str:
     return word
 
 
+def _affixed(word: str, syllables: list[str], rng: random.Random) -> str:
+    """`word` with a syllable put before it or, half the time, one of its later syllables replaced."""
+    later = [i for i, c in enumerate(word) if i and is_syllable(c)]
+    if not is_syllable(word[:1]):
+        return word
+    if later and rng.random() < 0.5:
+        i = rng.choice(later)
+        return word[:i] + rng.choice(syllables) + word[i + 1 :]
+    return rng.choice(syllables) + word
+
+
 def augment(text: str, aligner: Aligner, config: AugmentConfig, rng: random.Random) -> tuple[str, set[str]]:
     """One augmented variant of a Korean sentence and the ingredients it used (drawn independently; at least one
     changes the text, unless none can)."""
@@ -137,6 +153,10 @@ def augment(text: str, aligner: Aligner, config: AugmentConfig, rng: random.Rand
             for j in rng.sample(range(len(tokens)), max(1, len(tokens) // 4)):
                 tokens[j] = _misspelled(tokens[j], aligner.vocabulary, rng)
             used.add("typo")
+        if config.affix and rng.random() < config.affix:  # drawn only when on: pools without it stay as they were
+            for j in rng.sample(range(len(tokens)), max(1, len(tokens) // 4)):
+                tokens[j] = _affixed(tokens[j], aligner.syllables, rng)
+            used.add("affix")
         out = " ".join(tokens)
         if rng.random() < config.wrapper:
             if len(tokens) > 2 and rng.random() < 0.5:

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ko_clip import KoreanPromptEncoder, KoreanStudent, KoreanStudentConfig, Target, e5
-from ko_clip.augment import INGREDIENTS, Aligner, AugmentConfig, variants
+from ko_clip.augment import INGREDIENTS, Aligner, AugmentConfig, _affixed, variants
 from ko_clip.config import load_config
 from ko_clip.dataset import Pair
 from ko_clip.hangul import compose, decompose, transliterate
@@ -92,15 +92,22 @@ def test_alignment_ties_go_to_the_content_word_whatever_the_set_order():
 
 def test_variants_are_seeded_and_each_ingredient_can_be_left_out():
     pairs = miniworld_pairs(200)
-    config = AugmentConfig(variants=3)
+    config = AugmentConfig(variants=3, affix=0.2)
     kept, pool = variants(pairs, config, seed=1)
     assert (kept, pool) == variants(pairs, config, seed=1)
     assert len(pool) == 3 * len(pairs) and all(k[0] == p.ko for k, p in zip(kept, pairs))
     assert any(" " not in text for text in pool) and any(any(c.isascii() and c.isalpha() for c in t) for t in pool)
     for ingredient in INGREDIENTS:
-        dropped, same_pool = variants(pairs, AugmentConfig(variants=3, drop=[ingredient]), seed=1)
+        dropped, same_pool = variants(pairs, AugmentConfig(variants=3, affix=0.2, drop=[ingredient]), seed=1)
         assert same_pool == pool and sum(map(len, dropped)) < sum(map(len, kept))
     assert variants(pairs, AugmentConfig(variants=0)) == ([[p.ko] for p in pairs], [])
+
+
+def test_an_affix_keeps_the_stem_of_the_word():
+    syllables = ["새", "편", "정"]
+    forms = {_affixed("왼쪽에", syllables, random.Random(seed)) for seed in range(100)}
+    assert forms == {"새왼쪽에", "편왼쪽에", "정왼쪽에", "왼새에", "왼편에", "왼정에", "왼쪽새", "왼쪽편", "왼쪽정"}
+    assert _affixed("red", syllables, random.Random(0)) == "red"
 
 
 def test_trunk_is_the_config_key_and_head_its_old_name():
