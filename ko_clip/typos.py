@@ -4,7 +4,7 @@ Korean is typed jamo by jamo on the 두벌식 (two-set) layout, consonants under
 right, and the input method assembles the syllables. The slips that follow:
 
 - a neighbouring key for one jamo (가운데 → 가온데, 보라 → 보리, 작은 → 쟉은);
-- Shift held or missed (쪽 → 쪾, 색 → 섹 is the next kind);
+- Shift held or missed (쪽 → 쪾, 개 → 걔);
 - a key pressed twice, so the last jamo stands alone after the syllable (큰 → 큰ㄴ), or a final consonant left out
   (왼쪽 → 외쪽);
 - spelling by sound: a final consonant carried over to a following ㅇ (검은 → 거믄), vowels that sound alike
@@ -49,8 +49,7 @@ Syllables = list[list[str]]  # a word as [onset, vowel, coda] per syllable; othe
 
 
 def _neighbour_key(s: Syllables, i: int, rng: random.Random) -> bool:
-    onset, vowel, coda = s[i]
-    slots = [(0, ONSETS), (1, VOWELS)] + ([(2, CODAS)] if coda else [])
+    slots = [(0, ONSETS), (1, VOWELS)] + ([(2, CODAS)] if s[i][2] else [])
     slot, allowed = rng.choice(slots)
     options = [k for k in NEIGHBOURS.get(s[i][slot], []) if k in allowed]
     if not options:
