@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoTokenizer, BertModel
 
-from ko_clip.e5 import cached_backbone, mean_pool
+from ko_clip.e5 import QUERY_PREFIX, cached_backbone, mean_pool
 from ko_clip.teacher import quiet_loading
 
 # attribute → (the corpus's words, the English words, words outside the corpus with their right English word)
@@ -62,7 +62,7 @@ def main() -> None:
 
     @torch.no_grad()
     def embed(texts: list[str]) -> torch.Tensor:
-        batch = tokenizer(["query: " + t for t in texts], padding=True, return_tensors="pt")
+        batch = tokenizer([QUERY_PREFIX + t for t in texts], padding=True, return_tensors="pt")
         return F.normalize(mean_pool(model(**batch).last_hidden_state, batch.attention_mask), dim=-1)
 
     for name, (korean, english, outside) in GROUPS.items():

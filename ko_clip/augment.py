@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ko_clip.dataset import Pair
@@ -126,13 +126,19 @@ def _misspelled(word: str, vocabulary: set[str], rng: random.Random) -> str:
 
 def _affixed(word: str, syllables: list[str], rng: random.Random) -> str:
     """`word` with a syllable put before it or, half the time, one of its later syllables replaced."""
-    later = [i for i, c in enumerate(word) if i and is_syllable(c)]
     if not is_syllable(word[:1]):
         return word
+    later = [i for i, c in enumerate(word) if i and is_syllable(c)]
     if later and rng.random() < 0.5:
         i = rng.choice(later)
         return word[:i] + rng.choice(syllables) + word[i + 1 :]
     return rng.choice(syllables) + word
+
+
+def _change_some(tokens: list[str], change: Callable[[str], str], rng: random.Random) -> None:
+    """`change` a quarter of the words (at least one), in place."""
+    for j in rng.sample(range(len(tokens)), max(1, len(tokens) // 4)):
+        tokens[j] = change(tokens[j])
 
 
 def augment(text: str, aligner: Aligner, config: AugmentConfig, rng: random.Random) -> tuple[str, set[str]]:
@@ -150,12 +156,10 @@ def augment(text: str, aligner: Aligner, config: AugmentConfig, rng: random.Rand
                     tokens[j] = spelled + (ending if rng.random() < 0.5 else "")
                     used.add("code_switch" if switch else "loanword")
         if rng.random() < config.typo:
-            for j in rng.sample(range(len(tokens)), max(1, len(tokens) // 4)):
-                tokens[j] = _misspelled(tokens[j], aligner.vocabulary, rng)
+            _change_some(tokens, lambda word: _misspelled(word, aligner.vocabulary, rng), rng)
             used.add("typo")
         if config.affix and rng.random() < config.affix:  # drawn only when on: pools without it stay as they were
-            for j in rng.sample(range(len(tokens)), max(1, len(tokens) // 4)):
-                tokens[j] = _affixed(tokens[j], aligner.syllables, rng)
+            _change_some(tokens, lambda word: _affixed(word, aligner.syllables, rng), rng)
             used.add("affix")
         out = " ".join(tokens)
         if rng.random() < config.wrapper:

@@ -136,15 +136,27 @@ SLIPS: tuple[tuple[Callable[[Syllables, int, random.Random], bool], float], ...]
 )
 
 
+_SLIPS, _WEIGHTS = zip(*SLIPS)
+
+
+def split(word: str) -> Syllables:
+    """`word` as the jamo of each syllable, [onset, vowel, coda], and any other character alone."""
+    return [list(decompose(c)) if is_syllable(c) else [c] for c in word]
+
+
+def join(s: Syllables) -> str:
+    """The word `split` took apart, after any slips."""
+    return "".join(compose(*parts) if len(parts) == 3 else parts[0] for parts in s)
+
+
 def typo(word: str, rng: random.Random) -> str:
     """`word` with one slip in one of its Hangul syllables (unchanged if it has none)."""
-    s: Syllables = [list(decompose(c)) if is_syllable(c) else [c] for c in word]
+    s = split(word)
     syllables = [i for i, parts in enumerate(s) if len(parts) == 3]
     if not syllables:
         return word
-    slips, weights = zip(*SLIPS)
     for _ in range(20):
         i = rng.choice(syllables)
-        if rng.choices(slips, weights)[0](s, i, rng):
+        if rng.choices(_SLIPS, _WEIGHTS)[0](s, i, rng):
             break
-    return "".join(compose(*parts) if len(parts) == 3 else parts[0] for parts in s)
+    return join(s)

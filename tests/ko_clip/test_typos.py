@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from ko_clip import typos
 from ko_clip.augment import _misspelled
-from ko_clip.hangul import decompose, is_syllable
+from ko_clip.hangul import is_syllable
 
 SYLLABLE = st.integers(0xAC00, 0xD7A3).map(chr)
 WORD = st.lists(SYLLABLE, min_size=1, max_size=6, unique=True).map("".join)
@@ -15,10 +15,10 @@ WORD = st.lists(SYLLABLE, min_size=1, max_size=6, unique=True).map("".join)
 
 def slip(name: str, word: str, i: int = 0) -> str | None:
     """`word` after the slip `name` at syllable `i`, or None when that slip cannot apply there."""
-    s = [list(decompose(c)) for c in word]
+    s = typos.split(word)
     if not getattr(typos, name)(s, i, random.Random(0)):
         return None
-    return "".join(typos.compose(*p) if len(p) == 3 else p[0] for p in s)
+    return typos.join(s)
 
 
 def test_neighbouring_keys_follow_the_two_set_layout():
@@ -44,9 +44,9 @@ def test_a_neighbouring_key_replaces_one_jamo_of_the_syllable():
     expected = set("둔군눈룬툰춘온언윤은웆욷움웅웈웉")
     seen = set()
     for seed in range(200):
-        s = [list(decompose(c)) for c in "가운데"]
+        s = typos.split("가운데")
         assert typos._neighbour_key(s, 1, random.Random(seed))
-        seen.add(typos.compose(*s[1]))
+        seen.add(typos.join(s)[1])
     assert seen == expected
 
 
