@@ -13,18 +13,28 @@ from miniworld.tokenizer import MAX_LENGTH
 from miniworld.world import ATTRIBUTES, IMAGE_SIZE
 
 TEXT_DIM = 128
+SMALL_TEXT_DIM = 96  # the second, smaller text tower: SDXL's CLIP ViT-L beside its OpenCLIP bigG
 PROJECTION_DIM = 128
 LATENT_CHANNELS = 4
 REFINER_TIME_DIM = 16
 REFINER_TIME_IDS = 5  # original size (2), crop top-left (2), aesthetic score (1): the SDXL refiner's layout
+SDXL_TIME_IDS = 6  # original size (2), crop top-left (2), target size (2): the SDXL base's layout
 
 
-def clip_model(vocab_size: int, bos_token_id: int, eos_token_id: int, pad_token_id: int) -> CLIPModel:
+def clip_model(
+    vocab_size: int,
+    bos_token_id: int,
+    eos_token_id: int,
+    pad_token_id: int,
+    text_dim: int = TEXT_DIM,
+    text_layers: int = 4,
+) -> CLIPModel:
+    """A small CLIP; `text_dim` and `text_layers` size its text tower (the default is the embedded teacher's)."""
     text = dict(
         vocab_size=vocab_size,
-        hidden_size=TEXT_DIM,
-        intermediate_size=4 * TEXT_DIM,
-        num_hidden_layers=4,
+        hidden_size=text_dim,
+        intermediate_size=4 * text_dim,
+        num_hidden_layers=text_layers,
         num_attention_heads=4,
         max_position_embeddings=MAX_LENGTH,
         bos_token_id=bos_token_id,
@@ -79,7 +89,18 @@ def refiner_unet() -> UNet2DConditionModel:
     )
 
 
-def _unet_layout(channels: tuple[int, ...], heads: int) -> dict:
+def sdxl_base_unet() -> UNet2DConditionModel:
+    """The SDXL base layout: cross-attention on two text towers' states side by side (96 + 128), and 'text_time'
+    added conditioning (the second tower's pooled embedding + 6 size and crop time ids)."""
+    return UNet2DConditionModel(
+        **_unet_layout((32, 64, 128), heads=4, cross_attention_dim=SMALL_TEXT_DIM + TEXT_DIM),
+        addition_embed_type="text_time",
+        addition_time_embed_dim=REFINER_TIME_DIM,
+        projection_class_embeddings_input_dim=REFINER_TIME_DIM * SDXL_TIME_IDS + PROJECTION_DIM,
+    )
+
+
+def _unet_layout(channels: tuple[int, ...], heads: int, cross_attention_dim: int = TEXT_DIM) -> dict:
     levels = len(channels)
     return dict(
         sample_size=IMAGE_SIZE // 4,
@@ -90,7 +111,7 @@ def _unet_layout(channels: tuple[int, ...], heads: int) -> dict:
         block_out_channels=channels,
         layers_per_block=1,
         attention_head_dim=heads,
-        cross_attention_dim=TEXT_DIM,
+        cross_attention_dim=cross_attention_dim,
         norm_num_groups=16,
         use_linear_projection=True,
     )

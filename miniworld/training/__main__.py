@@ -13,9 +13,11 @@ from miniworld.training import assemble, clip, diffusion, evaluator, vae
 STAGES = {
     "evaluator": evaluator.main,
     "clip": clip.main,
+    "clip-small": lambda: clip.main(small=True),
     "vae": vae.main,
     "base": lambda: diffusion.main("base"),
     "refiner": lambda: diffusion.main("refiner"),
+    "sdxl-base": lambda: diffusion.main("sdxl-base"),
     "assemble": assemble.main,
 }
 

@@ -1,7 +1,8 @@
 """Assemble the trained parts into diffusers pipeline directories under `miniworld/weights/`.
 
-`sd-base/` loads with `StableDiffusionPipeline.from_pretrained`, `sdxl-refiner/` with
-`StableDiffusionXLImg2ImgPipeline.from_pretrained`, exactly as the real SD2 and SDXL refiner checkpoints do.
+`sd-base/` loads with `StableDiffusionPipeline.from_pretrained`, `sdxl-base/` with
+`StableDiffusionXLPipeline.from_pretrained` and `sdxl-refiner/` with `StableDiffusionXLImg2ImgPipeline.from_pretrained`,
+exactly as the real SD2, SDXL base and SDXL refiner checkpoints do. Each is written when its UNet has been trained.
 The UNets and the VAE are stored in float16 to keep the repository small; diffusers loads them as float32
 unless told otherwise.
 """
@@ -17,12 +18,13 @@ from diffusers import (
     DPMSolverMultistepScheduler,
     StableDiffusionPipeline,
     StableDiffusionXLImg2ImgPipeline,
+    StableDiffusionXLPipeline,
     UNet2DConditionModel,
 )
 from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from miniworld.components import noise_scheduler
-from miniworld.paths import BASE_DIR, CLIP_DIR, REFINER_DIR
+from miniworld.paths import BASE_DIR, CLIP_DIR, CLIP_SMALL_DIR, REFINER_DIR, SDXL_BASE_DIR
 from miniworld.training.diffusion import STAGES
 from miniworld.training.vae import OUT as VAE_DIR
 
@@ -39,35 +41,56 @@ def save_atomically(pipeline: DiffusionPipeline, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _unet(stage: str) -> UNet2DConditionModel | None:
+    path = STAGES[stage].out / "unet"
+    return UNet2DConditionModel.from_pretrained(path).half() if path.exists() else None
+
+
 def main() -> None:
-    vae = AutoencoderKL.from_pretrained(VAE_DIR).half()
+    # the VAE trained by the `vae` stage, else the one the shipped pipelines already decode with
+    vae = AutoencoderKL.from_pretrained(VAE_DIR if (VAE_DIR / "config.json").exists() else BASE_DIR / "vae").half()
     tokenizer = CLIPTokenizer.from_pretrained(CLIP_DIR)
     scheduler = DPMSolverMultistepScheduler.from_config(noise_scheduler().config)
-    base = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=CLIPTextModel.from_pretrained(CLIP_DIR),
-        tokenizer=tokenizer,
-        unet=UNet2DConditionModel.from_pretrained(STAGES["base"].out / "unet").half(),
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    save_atomically(base, BASE_DIR)
-    if (STAGES["refiner"].out / "unet").exists():
+    if unet := _unet("base"):
+        base = StableDiffusionPipeline(
+            vae=vae,
+            text_encoder=CLIPTextModel.from_pretrained(CLIP_DIR),
+            tokenizer=tokenizer,
+            unet=unet,
+            scheduler=scheduler,
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+        )
+        save_atomically(base, BASE_DIR)
+        print(f"saved {BASE_DIR}")
+    if unet := _unet("sdxl-base"):
+        sdxl = StableDiffusionXLPipeline(
+            vae=vae,
+            text_encoder=CLIPTextModel.from_pretrained(CLIP_SMALL_DIR),
+            text_encoder_2=CLIPTextModelWithProjection.from_pretrained(CLIP_DIR),
+            tokenizer=tokenizer,
+            tokenizer_2=tokenizer,
+            unet=unet,
+            scheduler=scheduler,
+            force_zeros_for_empty_prompt=False,  # trained on the towers' own empty-prompt states, as SD2 was
+        )
+        save_atomically(sdxl, SDXL_BASE_DIR)
+        print(f"saved {SDXL_BASE_DIR}")
+    if unet := _unet("refiner"):
         refiner = StableDiffusionXLImg2ImgPipeline(
             vae=vae,
             text_encoder=None,
             text_encoder_2=CLIPTextModelWithProjection.from_pretrained(CLIP_DIR),
             tokenizer=None,
             tokenizer_2=tokenizer,
-            unet=UNet2DConditionModel.from_pretrained(STAGES["refiner"].out / "unet").half(),
+            unet=unet,
             scheduler=scheduler,
             requires_aesthetics_score=True,
             force_zeros_for_empty_prompt=False,
         )
         save_atomically(refiner, REFINER_DIR)
-    print(f"saved {BASE_DIR} and {REFINER_DIR}")
+        print(f"saved {REFINER_DIR}")
 
 
 if __name__ == "__main__":

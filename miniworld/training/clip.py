@@ -1,6 +1,8 @@
-"""Train the English CLIP (text + vision towers, contrastive loss) on scenes and their canonical captions.
+"""Train the English CLIPs (text + vision towers, contrastive loss) on scenes and their canonical captions.
 
-It is the teacher of `ko_clip`, the text encoder of both diffusion models and the image–text scorer. The text
+`clip` is the teacher of `ko_clip`, the text encoder of every diffusion model and the image–text scorer.
+`clip-small` is a second, narrower and shallower CLIP trained from another seed with the same tokenizer: the
+SDXL-layout base reads both text towers side by side, as SDXL reads CLIP ViT-L and OpenCLIP bigG. The text
 tower sees captions padded to 77 tokens with no attention mask, exactly as the diffusers pipelines feed it.
 Training tokenizes to 16 tokens: under the causal mask every state up to the end-of-text token is the same as
 with 77, so the pooled output is identical and the step is 5× cheaper.
@@ -15,11 +17,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizer
 
-from miniworld.components import clip_model
-from miniworld.paths import CLIP_DIR
+from miniworld.components import SMALL_TEXT_DIM, clip_model
+from miniworld.paths import CLIP_DIR, CLIP_SMALL_DIR
 from miniworld.tokenizer import train_clip_tokenizer
 from miniworld.training.data import load_scenes, render_set
-from miniworld.training.loop import RUNS, learning_rate, setup
+from miniworld.training.loop import RUNS, learning_rate, load_checkpoint, save_checkpoint, setup
 from miniworld.world import IMAGE_SIZE, all_scenes, english_caption
 
 
@@ -66,14 +68,28 @@ def retrieval_accuracy(model: CLIPModel, tokenizer: CLIPTokenizer, count: int = 
     return sum(captions[b] == c for b, c in zip(best.tolist(), scenes.captions())) / count
 
 
-def main(steps: int = 2000, batch_size: int = 128, lr: float = 1e-3) -> None:
-    generator = setup(seed=2)
-    tokenizer = train_clip_tokenizer(english_caption(s) for s in all_scenes())
+def main(steps: int = 2000, batch_size: int = 128, lr: float = 1e-3, small: bool = False) -> None:
+    """`small`: the second text tower's CLIP (into `clip-small/`, the tokenizer of `clip/`), else the teacher's."""
+    generator = setup(seed=3 if small else 2)
+    if small:
+        tokenizer = CLIPTokenizer.from_pretrained(CLIP_DIR)
+    else:
+        tokenizer = train_clip_tokenizer(english_caption(s) for s in all_scenes())
+    out = CLIP_SMALL_DIR if small else CLIP_DIR
     scenes = load_scenes(RUNS / "data")
     input_ids = tokenize(tokenizer, scenes.captions())
-    model = clip_model(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id)
+    size = {"text_dim": SMALL_TEXT_DIM, "text_layers": 3} if small else {}
+    model = clip_model(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id, **size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
-    for step in (bar := tqdm(range(steps), desc="clip")):
+    checkpoint = RUNS / out.name / "checkpoint.pt"
+    start = 0
+    if state := load_checkpoint(checkpoint):
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        start = state["step"]
+        print(f"resumed {out.name} at step {start}")
+    for step in (bar := tqdm(range(start, steps), initial=start, total=steps, desc=out.name)):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, lr, 100, steps)
         index = torch.randint(len(scenes), (batch_size,), generator=generator)
@@ -86,16 +102,20 @@ def main(steps: int = 2000, batch_size: int = 128, lr: float = 1e-3) -> None:
         optimizer.step()
         if step % 50 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}")
+        if (step + 1) % 250 == 0:
+            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step + 1}
+            save_checkpoint(checkpoint, **state, generator=generator.get_state())
     print(
         f"image→caption retrieval accuracy on fresh scenes (900 captions): {retrieval_accuracy(model, tokenizer):.4f}"
     )
-    model.save_pretrained(CLIP_DIR)
-    tokenizer.save_pretrained(CLIP_DIR)
-    image_processor().save_pretrained(CLIP_DIR)
-    print(f"saved {CLIP_DIR}")
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    image_processor().save_pretrained(out)
+    print(f"saved {out}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--small", action="store_true", help="train the second text tower's CLIP (clip-small/)")
     main(**vars(parser.parse_args()))

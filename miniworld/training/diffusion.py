@@ -1,11 +1,14 @@
-"""Train the latent diffusion UNets: the SD2-layout base model and the SDXL-refiner-layout refiner.
+"""Train the latent diffusion UNets: the SD2-layout base, the SDXL-layout base and the SDXL-refiner-layout refiner.
 
 Latents and text-encoder outputs are computed once and cached (`encode`), so a step costs only the UNet.
 Both models learn epsilon-prediction with classifier-free-guidance dropout (10% empty caption). The refiner
 sees only the low-noise end of the schedule, and learns the aesthetic-score time id from clean (6.0) versus
-blurred (2.5) images, so the pipeline's negative aesthetic score steers it away from blur.
+blurred (2.5) images, so the pipeline's negative aesthetic score steers it away from blur. The SDXL-layout base
+reads two text towers side by side (`clip-small` and `clip`, penultimate layers) plus the second one's pooled
+embedding and the 6 size/crop time ids, as `StableDiffusionXLPipeline` feeds it.
 
     python -m miniworld.training.diffusion base [--steps 4500]
+    python -m miniworld.training.diffusion sdxl-base [--steps 4500]
     python -m miniworld.training.diffusion refiner [--steps 1200]
 """
 
@@ -22,10 +25,10 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from diffusers.training_utils import EMAModel
 from tqdm import tqdm
-from transformers import CLIPTextModelWithProjection, CLIPTokenizer
+from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
-from miniworld.components import base_unet, noise_scheduler, refiner_unet
-from miniworld.paths import CLIP_DIR
+from miniworld.components import base_unet, noise_scheduler, refiner_unet, sdxl_base_unet
+from miniworld.paths import BASE_DIR, CLIP_DIR, CLIP_SMALL_DIR
 from miniworld.tokenizer import MAX_LENGTH
 from miniworld.training.data import load_scenes
 from miniworld.training.loop import RUNS, learning_rate, load_checkpoint, save_checkpoint, setup
@@ -45,6 +48,7 @@ class Stage:
     batch_size: int
     max_timestep: int
     steps: int
+    seed: int
 
     @property
     def out(self) -> Path:
@@ -52,9 +56,14 @@ class Stage:
 
 
 STAGES = {
-    "base": Stage("base", base_unet, lr=5e-4, batch_size=64, max_timestep=1000, steps=4500),
-    "refiner": Stage("refiner", refiner_unet, lr=5e-4, batch_size=48, max_timestep=REFINER_MAX_TIMESTEP, steps=1200),
+    "base": Stage("base", base_unet, lr=5e-4, batch_size=64, max_timestep=1000, steps=4500, seed=4),
+    "sdxl-base": Stage("sdxl-base", sdxl_base_unet, lr=5e-4, batch_size=64, max_timestep=1000, steps=4500, seed=6),
+    "refiner": Stage(
+        "refiner", refiner_unet, lr=5e-4, batch_size=48, max_timestep=REFINER_MAX_TIMESTEP, steps=1200, seed=5
+    ),
 }
+# The cache's text part: what each pipeline hands its UNet (see `encode`).
+TEXT_KEYS = ("base_states", "refiner_states", "refiner_pooled", "sdxl_states")
 
 
 def blur(images: torch.Tensor) -> torch.Tensor:
@@ -64,10 +73,11 @@ def blur(images: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def encode() -> dict[str, torch.Tensor]:
     """Latent distributions of every training scene (clean and blurred) and text states of every caption."""
-    if CACHE.exists():
-        return torch.load(CACHE)
+    if CACHE.exists() and all(key in (cache := torch.load(CACHE)) for key in TEXT_KEYS):
+        return cache
     scenes = load_scenes(RUNS / "data")
-    vae = AutoencoderKL.from_pretrained(VAE_DIR).eval()
+    # the VAE trained by the `vae` stage, else the one the shipped pipelines decode with
+    vae = AutoencoderKL.from_pretrained(VAE_DIR if (VAE_DIR / "config.json").exists() else BASE_DIR / "vae").eval()
     means, stds, blurred = [], [], []
     for start in tqdm(range(0, len(scenes), 500), desc="encoding latents"):
         images = scenes.batch(torch.arange(start, min(start + 500, len(scenes))))
@@ -81,6 +91,7 @@ def encode() -> dict[str, torch.Tensor]:
     text_encoder = CLIPTextModelWithProjection.from_pretrained(CLIP_DIR).eval()
     ids = tokenizer(unique, padding="max_length", max_length=MAX_LENGTH, truncation=True, return_tensors="pt").input_ids
     out = text_encoder(ids, output_hidden_states=True)
+    small = CLIPTextModel.from_pretrained(CLIP_SMALL_DIR).eval()(ids, output_hidden_states=True)
     scale = vae.config.scaling_factor
     cache = {
         "latent_mean": torch.cat(means) * scale,
@@ -91,6 +102,8 @@ def encode() -> dict[str, torch.Tensor]:
         "base_states": out.last_hidden_state,
         "refiner_states": out.hidden_states[-2],
         "refiner_pooled": out.text_embeds,
+        # SDXL: both towers' penultimate layers side by side; its pooled input is the second tower's (as the refiner's)
+        "sdxl_states": torch.cat([small.hidden_states[-2], out.hidden_states[-2]], dim=-1),
     }
     save_checkpoint(CACHE, **cache)
     return cache
@@ -100,6 +113,15 @@ def conditioning(stage: Stage, cache: dict, caption: torch.Tensor, aesthetic: to
     """UNet keyword arguments for a batch of caption indices, as the matching diffusers pipeline builds them."""
     if stage.name == "base":
         return {"encoder_hidden_states": cache["base_states"][caption]}
+    if stage.name == "sdxl-base":  # original size, crop top-left, target size
+        time_ids = torch.tensor([IMAGE_SIZE, IMAGE_SIZE, 0, 0, IMAGE_SIZE, IMAGE_SIZE], dtype=torch.float32)
+        return {
+            "encoder_hidden_states": cache["sdxl_states"][caption],
+            "added_cond_kwargs": {
+                "text_embeds": cache["refiner_pooled"][caption],
+                "time_ids": time_ids.repeat(len(caption), 1),
+            },
+        }
     time_ids = torch.tensor([IMAGE_SIZE, IMAGE_SIZE, 0, 0, 0], dtype=torch.float32).repeat(len(caption), 1)
     time_ids[:, 4] = aesthetic
     return {
@@ -108,10 +130,10 @@ def conditioning(stage: Stage, cache: dict, caption: torch.Tensor, aesthetic: to
     }
 
 
-def main(stage_name: str, steps: int | None = None, checkpoint_every: int = 250) -> None:
+def main(stage_name: str, steps: int | None = None, checkpoint_every: int = 250, threads: int = 2) -> None:
     stage = STAGES[stage_name]
     steps = steps or stage.steps
-    generator = setup(seed=4 if stage.name == "base" else 5)
+    generator = setup(seed=stage.seed, threads=threads)
     cache = encode()
     scheduler = noise_scheduler()
     unet: UNet2DConditionModel = stage.build()
@@ -172,6 +194,7 @@ def main(stage_name: str, steps: int | None = None, checkpoint_every: int = 250)
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stage", choices=sorted(STAGES))
-    parser.add_argument("--steps", type=int, help="total steps (default: 4500 base, 1200 refiner)")
+    parser.add_argument("--steps", type=int, help="total steps (default: 4500 base and sdxl-base, 1200 refiner)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (1 beside another job)")
     args = parser.parse_args()
-    main(args.stage, args.steps)
+    main(args.stage, args.steps, threads=args.threads)
