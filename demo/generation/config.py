@@ -1,4 +1,5 @@
-"""Image generator configuration: a YAML file (shipped: `embedded`, `sd2-sdxl`) read once into a typed dataclass."""
+"""Image generator configuration: a YAML file (shipped: `embedded`, `embedded-sdxl`, `sd2-sdxl`, `sdxl`, `sd15`) read
+once into a typed dataclass."""
 
 from __future__ import annotations
 
@@ -27,11 +28,22 @@ class Limits:
 
 
 @dataclass
+class Lora:
+    path: str  # a LoRA .safetensors file (diffusers, kohya or PEFT layout) or a directory holding one
+    weight: float = 1.0
+
+
+@dataclass
 class GeneratorConfig:
     name: str
-    base: str  # StableDiffusionPipeline directory or hub id
-    korean_encoder: str  # ko_clip encoder directory
+    base: str  # a pipeline directory or hub id (SD 1.x, 2.x or XL), or a single-file checkpoint (.safetensors)
+    korean_encoder: str  # ko_clip encoder directory or hub id
     refiner: str | None = None  # StableDiffusionXLImg2ImgPipeline directory or hub id
+    family: str | None = None  # sd15, sd2, sdxl; None: detected from the base's model_index.json
+    base_config: str | None = None  # single-file base: the family's pipeline layout (directory or hub id)
+    base_towers: list[str] | None = None  # names of the base's text towers (head names); None: the family's own
+    refiner_towers: list[str] | None = None  # likewise for the refiner
+    loras: list[Lora] = field(default_factory=list)  # loaded into the base's UNet, each at its weight
     variant: str | None = None  # e.g. "fp16" for the hub checkpoints
     device: str = "auto"  # auto: cuda when available, else cpu
     dtype: str = "auto"  # auto: float16 on cuda, float32 on cpu
@@ -60,5 +72,10 @@ def load_config(name_or_path: str | Path) -> GeneratorConfig:
     known = {f.name for f in dataclasses.fields(GeneratorConfig)}
     if unknown := set(values) - known:
         raise ValueError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
-    values["limits"] = Limits(**values.get("limits", {}))
-    return GeneratorConfig(**values)
+    try:
+        values["limits"] = Limits(**values.get("limits", {}))
+        loras = values.get("loras") or []
+        values["loras"] = [Lora(path=item) if isinstance(item, str) else Lora(**item) for item in loras]
+        return GeneratorConfig(**values)
+    except TypeError as error:
+        raise ValueError(f"{path}: {error}") from error

@@ -1,10 +1,12 @@
-"""The generation pipeline: Korean prompt → ko_clip embeddings → base (SD2 layout) → SDXL img2img refiner.
+"""The generation pipeline: Korean prompt → ko_clip embeddings → base (SD 1.x, 2.x or XL) → SDXL img2img refiner.
 
-`ImageGenerator` only orchestrates diffusers components: the base `StableDiffusionPipeline`, an img2img pipeline
-built from the same components (`from_pipe`: no second copy of the weights), the refiner
-`StableDiffusionXLImg2ImgPipeline`, and a prompt encoder whose embeddings replace the English text encoders
-through `prompt_embeds`: the Korean student, or (for evaluation) the pipelines' own English encoders, so both
-run the same code. One lock per generator: concurrent callers wait their turn.
+`ImageGenerator` only orchestrates diffusers components: the base pipeline of the checkpoint's family
+(`StableDiffusionPipeline` or `StableDiffusionXLPipeline`, from a directory, a hub id or a single `.safetensors`
+file, with optional LoRAs), an img2img pipeline built from the same components (`from_pipe`: no second copy of the
+weights), the optional refiner `StableDiffusionXLImg2ImgPipeline`, and a prompt encoder whose embeddings replace
+the English text encoders through `prompt_embeds`: the Korean student, or (for evaluation) the pipelines' own
+English encoders, so both run the same code. Each pipeline's text arguments are assembled from the heads that
+imitate the towers it reads (`demo.generation.families`). One lock per generator: concurrent callers wait.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from __future__ import annotations
 import importlib.util
 import threading
 import time
+from pathlib import Path
 
 import torch
-from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline, StableDiffusionXLImg2ImgPipeline
+from diffusers import DiffusionPipeline, StableDiffusionXLImg2ImgPipeline
 from diffusers.utils import logging as diffusers_logging
 
 from demo.generation.config import GeneratorConfig, resolve
+from demo.generation.families import FAMILIES, TowerRead, family_of
 from demo.generation.prompt_encoders import EnglishPromptEncoder, PromptEncoder
 from demo.generation.request import Cancelled, GenerationError, Progress, Request, Result, total_steps, validate
 from ko_clip import KoreanPromptEncoder
@@ -36,7 +40,12 @@ def _dtype(config: GeneratorConfig, device: torch.device) -> torch.dtype:
 
 
 PROMPT_ENCODERS = ("korean", "english")
-TARGETS = ("base", "refiner")
+ROLES = ("base", "refiner")  # the pipelines a request runs, in order
+
+
+def is_single_file(location: str) -> bool:
+    """A checkpoint shared as one file (`.safetensors`, `.ckpt`), as fine-tunes are, rather than a pipeline layout."""
+    return location.endswith((".safetensors", ".ckpt"))
 
 
 class ImageGenerator:
@@ -49,16 +58,28 @@ class ImageGenerator:
         self.device = _device(config)
         self.dtype = _dtype(config, self.device)
         self._lock = threading.Lock()
-        load = {"dtype": self.dtype, "variant": config.variant}
+        self.family = family_of(config.family, resolve(config.base_config or config.base))
+        self.reads = {"base": self.family.tower_reads(config.base_towers)}
+        if config.refiner:
+            self.reads["refiner"] = FAMILIES["sdxl-refiner"].tower_reads(config.refiner_towers)
         self.encoder = self._prompt_encoder(prompt_encoder)
-        # The prompt encoder replaces the pipelines' text encoders, so they do not load them.
-        self.base = StableDiffusionPipeline.from_pretrained(resolve(config.base), text_encoder=None, **load)
+        self.heads = {role: self._heads(role, reads) for role, reads in self.reads.items()}
+        if self.heads["base"] is None:
+            wanted = ", ".join(read.head for read in self.reads["base"])
+            raise GenerationError(
+                f"the Korean encoder {config.korean_encoder} has no head for the {self.family.name} base's text "
+                f"towers ({wanted}); it has {', '.join(self.encoder.targets)}"
+            )
+        self.notes: list[str] = []  # said on every result: what the loaded models cannot do
+        self.base = self._load_base()
+        self._load_loras()
         # from_pipe casts every shared module to its own dtype (float32 unless told), the base's too.
-        self.img2img = StableDiffusionImg2ImgPipeline.from_pipe(self.base, dtype=self.dtype)
+        self.img2img = self.family.img2img.from_pipe(self.base, dtype=self.dtype)
         self.refiner = None
         if config.refiner:
-            keep_english = "refiner" not in self.encoder.targets  # needed for the empty-prompt fallback only
+            keep_english = self.heads["refiner"] is None  # needed for the empty-prompt fallback only
             extra = {} if keep_english else {"text_encoder_2": None}
+            load = {"dtype": self.dtype, "variant": config.variant}
             self.refiner = StableDiffusionXLImg2ImgPipeline.from_pretrained(resolve(config.refiner), **extra, **load)
         self.pipelines = [p for p in (self.base, self.img2img, self.refiner) if p is not None]
         self._place()
@@ -68,9 +89,65 @@ class ImageGenerator:
         if name == "korean":
             return KoreanPromptEncoder.from_pretrained(resolve(c.korean_encoder), self.device, self.dtype)
         if name == "english":
-            refiner = resolve(c.refiner) if c.refiner else None
-            return EnglishPromptEncoder.from_pipelines(resolve(c.base), refiner, self.device, self.dtype)
+            locations = {"base": resolve(c.base_config or c.base), "refiner": resolve(c.refiner or "")}
+            reads = [(locations[role], read) for role, role_reads in self.reads.items() for read in role_reads]
+            return EnglishPromptEncoder.from_reads(reads, self.device, self.dtype)
         raise ValueError(f"prompt_encoder must be one of {', '.join(PROMPT_ENCODERS)}, not {name!r}")
+
+    def _heads(self, role: str, reads: list[TowerRead]) -> list[str] | None:
+        """The encoder heads standing in for `role`'s text towers, in the order the pipeline concatenates them;
+        None when the encoder lacks one. Encoders written before heads were keyed by tower name theirs after the
+        pipeline role ('base', 'refiner'), which stands for a one-tower pipeline's only tower."""
+        targets = self.encoder.targets
+        if all(read.head in targets for read in reads):
+            return [read.head for read in reads]
+        if role in targets and len(reads) == 1:
+            return [role]
+        return None
+
+    def _load_base(self) -> DiffusionPipeline:
+        """The family's text-to-image pipeline without its text encoders (the prompt encoder replaces them)."""
+        c = self.config
+        no_text = dict.fromkeys(self.family.text_encoders)
+        pipeline = self.family.text2img
+        if not is_single_file(c.base):
+            return pipeline.from_pretrained(resolve(c.base), **no_text, dtype=self.dtype, variant=c.variant)
+        if not c.base_config:
+            raise GenerationError(
+                f"the single-file base {c.base} needs `base_config`: its family's pipeline layout (a directory or "
+                "hub id, e.g. stabilityai/stable-diffusion-xl-base-1.0), so it loads offline"
+            )
+        return pipeline.from_single_file(
+            resolve(c.base), config=resolve(c.base_config), **no_text, torch_dtype=self.dtype, local_files_only=True
+        )
+
+    def _load_loras(self) -> None:
+        """Each of the config's LoRAs into the base's UNet (through peft), at its weight.
+
+        A LoRA's text-encoder part changes the English towers, which the Korean encoder replaces: it cannot reach
+        the Korean prompts, so it is left out and every result says so.
+        """
+        names = []
+        for number, lora in enumerate(self.config.loras):
+            path = resolve(lora.path)
+            try:
+                state, alphas = self.base.lora_state_dict(path)
+            except (OSError, ValueError) as error:
+                raise GenerationError(f"cannot read the LoRA {lora.path}: {error}") from error
+            unet = {key: value for key, value in state.items() if key.startswith("unet.")}
+            if not unet:
+                raise GenerationError(f"the LoRA {lora.path} has no UNet weights")
+            if len(unet) < len(state):
+                self.notes.append(
+                    f"the LoRA {Path(lora.path).name} also trained the English text encoder; the Korean encoder "
+                    "replaces it, so only its UNet part is applied"
+                )
+            unet_alphas = {k: v for k, v in (alphas or {}).items() if k.startswith("unet.")} or None
+            name = f"lora{number}"
+            self.base.load_lora_into_unet(unet, unet_alphas, self.base.unet, adapter_name=name, _pipeline=self.base)
+            names.append(name)
+        if names:
+            self.base.set_adapters(names, adapter_weights=[lora.weight for lora in self.config.loras])
 
     def _place(self) -> None:
         c = self.config
@@ -103,22 +180,29 @@ class ImageGenerator:
     def validate(self, request: Request) -> Request:
         return validate(self.config, request)
 
-    def _text(self, prompts: list[str], negatives: list[str], targets: list[str]) -> tuple[dict[str, dict], list[str]]:
-        """Pipeline text arguments per target, from one encoder pass over every distinct prompt and negative."""
-        encoded = [t for t in targets if t in self.encoder.targets]
+    def _text(self, prompts: list[str], negatives: list[str], roles: list[str]) -> tuple[dict[str, dict], list[str]]:
+        """Pipeline text arguments per role, from one encoder pass over every distinct prompt and negative.
+
+        A pipeline that reads several towers (SDXL) gets their heads' token states side by side and the pooled
+        embedding of the tower it takes it from."""
+        heads = sorted({head for role in roles for head in self.heads[role] or []})
         row = {text: i for i, text in enumerate(dict.fromkeys(prompts + negatives))}
-        embeds = self.encoder.encode_all(list(row), encoded) if encoded else {}
+        embeds = self.encoder.encode_all(list(row), heads) if heads else {}
         cond, uncond = [row[p] for p in prompts], [row[n] for n in negatives]
         text, notes = {}, []
-        for target in targets:
-            if target not in embeds:
-                notes.append(f"the Korean encoder has no '{target}' head: the {target} ran with an empty prompt")
-                text[target] = {"prompt": [""] * len(prompts), "negative_prompt": [""] * len(prompts)}
+        for role in roles:
+            if self.heads[role] is None:
+                notes.append(f"the Korean encoder has no head for the {role}'s text tower: it ran with an empty prompt")
+                text[role] = {"prompt": [""] * len(prompts), "negative_prompt": [""] * len(prompts)}
                 continue
-            tokens, pooled = embeds[target].prompt_embeds, embeds[target].pooled_prompt_embeds
-            text[target] = {"prompt_embeds": tokens[cond], "negative_prompt_embeds": tokens[uncond]}
-            if pooled is not None:
-                text[target] |= {"pooled_prompt_embeds": pooled[cond], "negative_pooled_prompt_embeds": pooled[uncond]}
+            reads = zip(self.heads[role], self.reads[role])
+            tokens = torch.cat([embeds[head].prompt_embeds for head in self.heads[role]], dim=-1)
+            text[role] = {"prompt_embeds": tokens[cond], "negative_prompt_embeds": tokens[uncond]}
+            if pooled := [embeds[head].pooled_prompt_embeds for head, read in reads if read.pooled]:
+                text[role] |= {
+                    "pooled_prompt_embeds": pooled[0][cond],
+                    "negative_pooled_prompt_embeds": pooled[0][uncond],
+                }
         return text, notes
 
     def __call__(
@@ -157,7 +241,8 @@ class ImageGenerator:
         common = {"num_inference_steps": request.steps, "callback_on_step_end": on_step}
         started = time.perf_counter()
         with self._lock, torch.inference_mode():
-            text, notes = self._text(prompts, negatives, list(TARGETS if request.refiner else TARGETS[:1]))
+            text, notes = self._text(prompts, negatives, list(ROLES if request.refiner else ROLES[:1]))
+            notes = self.notes + notes
             generators = [torch.Generator().manual_seed(s) for s in seeds]
             # Without the refiner the base writes the final images; with it, the base hands over pixels in [0, 1]
             # (the refiner's VAE need not be the base's, as with the real SD2 and SDXL checkpoints).
@@ -219,6 +304,7 @@ class ImageGenerator:
             "refiner": request.refiner,
             "models": {
                 "config": c.name,
+                "family": self.family.name,
                 "base": c.base,
                 "refiner": c.refiner if request.refiner else None,
                 "korean_encoder": c.korean_encoder,

@@ -10,12 +10,14 @@ from typing import Protocol
 
 import torch
 
+from demo.generation.families import TowerRead
 from ko_clip import PromptEmbeds
 from ko_clip.teacher import Teacher, TeacherSpec
 
 
 class PromptEncoder(Protocol):
-    """Prompts in, the `prompt_embeds` (and pooled embeddings) of each target pipeline ('base', 'refiner') out."""
+    """Prompts in, the `prompt_embeds` (and pooled embeddings) of each head out; a head imitates one text tower
+    at one layer and is named `"<tower>:<layer>"` (`demo.generation.families`)."""
 
     @property
     def targets(self) -> list[str]: ...
@@ -28,9 +30,10 @@ class PromptEncoder(Protocol):
 class EnglishPromptEncoder:
     """The English CLIP text encoders of the pipelines themselves, read exactly as each pipeline reads them.
 
-    SD2 base: the last layer of `text_encoder`; SDXL refiner: the penultimate layer of `text_encoder_2` plus its
-    projected pooled embedding. The empty prompt is encoded like any other, which is what the pipelines do for
-    an empty negative prompt. These are the teachers the Korean student was distilled onto (`ko_clip.teacher`).
+    SD 1.x/2.x: the last layer of `text_encoder`; SDXL: the penultimate layers of `text_encoder` and
+    `text_encoder_2`, plus the second one's projected pooled embedding; the SDXL refiner: that second tower alone.
+    The empty prompt is encoded like any other, which is what the pipelines do for an empty negative prompt.
+    These are the teachers the Korean student was distilled onto (`ko_clip.teacher`), keyed by the same head names.
     """
 
     def __init__(self, teachers: list[Teacher], dtype: torch.dtype = torch.float32) -> None:
@@ -38,18 +41,18 @@ class EnglishPromptEncoder:
         self.dtype = dtype
 
     @classmethod
-    def from_pipelines(
+    def from_reads(
         cls,
-        base: str,
-        refiner: str | None = None,
+        reads: list[tuple[str, TowerRead]],
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
     ) -> EnglishPromptEncoder:
-        """`base`: a StableDiffusionPipeline directory or hub id; `refiner`: a StableDiffusionXLImg2ImgPipeline one."""
-        specs = [TeacherSpec("base", base, "text_encoder", "tokenizer", layer="last")]
-        if refiner is not None:
-            specs.append(TeacherSpec("refiner", refiner, "text_encoder_2", "tokenizer_2", "penultimate", pooled=True))
-        return cls([Teacher(spec, device, dtype) for spec in specs], dtype)
+        """One teacher per distinct head, from (pipeline directory or hub id, how that pipeline reads a tower)."""
+        specs = {
+            read.head: TeacherSpec(read.head, location, read.subfolder, read.tokenizer, read.layer, read.pooled)
+            for location, read in reversed(reads)  # the first pipeline that reads a tower provides it
+        }
+        return cls([Teacher(spec, device, dtype) for spec in specs.values()], dtype)
 
     @property
     def targets(self) -> list[str]:

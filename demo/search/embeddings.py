@@ -1,7 +1,8 @@
 """One vector space for prompts in Korean, prompts in English and images: the pooled CLIP embedding.
 
-The ko_clip student's "refiner" head was distilled onto the projected pooled output of the refiner's CLIP text
-encoder, so a Korean prompt through the student and an English prompt through that CLIP itself land in the
+The ko_clip student's pooled head (e.g. `miniworld-clip:penultimate`, `openclip-vit-bigg-14:penultimate`; `refiner`
+in encoders written before heads were keyed by tower) was distilled onto the projected pooled output of that CLIP
+text tower, so a Korean prompt through the student and an English prompt through that CLIP itself land in the
 same space; CLIP's image tower projects images into it as well. Every vector is L2-normalised float32, so a dot
 product is the cosine similarity.
 """
@@ -61,16 +62,20 @@ class PromptEmbedder:
         cls,
         clip: str | Path,
         korean_encoder: str | Path | KoreanPromptEncoder,
-        target: str = "refiner",
+        target: str | None = None,
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
     ) -> PromptEmbedder:
         """`clip`: a CLIPModel directory or hub id whose text tower is the refiner's text encoder;
-        `korean_encoder`: a directory, or a loaded encoder to share (the generator's)."""
+        `korean_encoder`: a directory, or a loaded encoder to share (the generator's); `target`: its head with the
+        pooled output in that CLIP's space (None: its first head with a pooled output)."""
         model = CLIPModel.from_pretrained(clip, dtype=dtype).to(device)
         korean = korean_encoder
         if not isinstance(korean, KoreanPromptEncoder):
             korean = KoreanPromptEncoder.from_pretrained(korean_encoder, device, dtype)
+        if target is None:
+            pooled = [spec.name for spec in korean.model.config.target_specs if spec.pooled_size]
+            target = pooled[0] if pooled else "(none with a pooled output)"
         if target not in korean.targets:
             raise ValueError(f"the Korean encoder has no {target!r} head (it has {', '.join(korean.targets)})")
         return cls(model, CLIPTokenizer.from_pretrained(clip), AutoImageProcessor.from_pretrained(clip), korean, target)

@@ -40,7 +40,7 @@ class SearchConfig:
     # A CLIPModel whose text tower is the refiner's; real: laion/CLIP-ViT-bigG-14-laion2B-39B-b160k
     clip: str = "miniworld/weights/clip"
     korean_encoder: str = "miniworld/weights/ko-clip"
-    target: str = "refiner"  # the ko_clip head whose pooled output lives in that CLIP's space
+    target: str | None = None  # the ko_clip head whose pooled output lives in that CLIP's space; None: its pooled head
     index: IndexSettings = field(default_factory=IndexSettings)
     max_k: int = 100
     max_query_chars: int = 300
