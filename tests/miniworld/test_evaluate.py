@@ -37,10 +37,10 @@ def test_english_teacher_reads_prompts_as_the_pipelines_do(teacher_generator):
     prompts = ["a large red circle on the left on a white background", ""]
     base = StableDiffusionPipeline.from_pretrained(BASE_DIR)
     expected, _ = base.encode_prompt(prompts, "cpu", 1, do_classifier_free_guidance=False)
-    assert torch.equal(teacher_generator.encoder.encode(prompts, "base").prompt_embeds, expected)
+    assert torch.equal(teacher_generator.encoder.encode(prompts, "miniworld-clip:last").prompt_embeds, expected)
     refiner = StableDiffusionXLImg2ImgPipeline.from_pretrained(REFINER_DIR)
     tokens, _, pooled, _ = refiner.encode_prompt(prompts, device="cpu", do_classifier_free_guidance=False)
-    embeds = teacher_generator.encoder.encode_all(prompts)["refiner"]
+    embeds = teacher_generator.encoder.encode_all(prompts)["miniworld-clip:penultimate"]
     assert torch.equal(embeds.prompt_embeds, tokens) and torch.equal(embeds.pooled_prompt_embeds, pooled)
 
 
