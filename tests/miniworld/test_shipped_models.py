@@ -1,7 +1,13 @@
 """Every shipped embedded model loads offline with `from_pretrained` as the class the real pipeline uses."""
 
 import torch
-from diffusers import AutoencoderKL, StableDiffusionPipeline, StableDiffusionXLImg2ImgPipeline, UNet2DConditionModel
+from diffusers import (
+    AutoencoderKL,
+    StableDiffusionPipeline,
+    StableDiffusionXLImg2ImgPipeline,
+    StableDiffusionXLPipeline,
+    UNet2DConditionModel,
+)
 from transformers import (
     CLIPModel,
     CLIPTextModel,
@@ -12,7 +18,16 @@ from transformers import (
 
 from ko_clip import KoreanPromptEncoder
 from miniworld.components import AttributeClassifier
-from miniworld.paths import BASE_DIR, CLIP_DIR, EVALUATOR_DIR, KOREAN_ENCODER_DIR, REFINER_DIR, WEIGHTS
+from miniworld.paths import (
+    BASE_DIR,
+    CLIP_DIR,
+    CLIP_SMALL_DIR,
+    EVALUATOR_DIR,
+    KOREAN_ENCODER_DIR,
+    REFINER_DIR,
+    SDXL_BASE_DIR,
+    WEIGHTS,
+)
 
 
 def test_clip_loads_as_every_tower_class():
@@ -56,6 +71,17 @@ def test_refiner_is_an_sdxl_img2img_pipeline_directory():
     )
 
 
+def test_sdxl_base_is_an_sdxl_pipeline_over_two_text_towers():
+    pipe = StableDiffusionXLPipeline.from_pretrained(SDXL_BASE_DIR)
+    assert isinstance(pipe.text_encoder, CLIPTextModel) and isinstance(pipe.text_encoder_2, CLIPTextModelWithProjection)
+    assert pipe.unet.config.addition_embed_type == "text_time" and not pipe.config.force_zeros_for_empty_prompt
+    assert pipe.unet.config.cross_attention_dim == (
+        pipe.text_encoder.config.hidden_size + pipe.text_encoder_2.config.hidden_size
+    )
+    small = CLIPModel.from_pretrained(CLIP_SMALL_DIR).state_dict()
+    assert all(torch.equal(small[f"text_model.{k}"], t) for k, t in pipe.text_encoder.state_dict().items())
+
+
 def test_pipeline_text_encoders_are_the_clip_text_tower():
     clip = CLIPModel.from_pretrained(CLIP_DIR).state_dict()
     base = StableDiffusionPipeline.from_pretrained(BASE_DIR).text_encoder.state_dict()
@@ -65,10 +91,15 @@ def test_pipeline_text_encoders_are_the_clip_text_tower():
 def test_evaluator_and_korean_encoder_load():
     assert isinstance(AttributeClassifier.from_pretrained(EVALUATOR_DIR), AttributeClassifier)
     encoder = KoreanPromptEncoder.from_pretrained(KOREAN_ENCODER_DIR)
-    assert set(encoder.targets) == {"base", "refiner"}
+    assert set(encoder.targets) == {
+        "miniworld-clip:last",
+        "miniworld-clip:penultimate",
+        "miniworld-clip-small:penultimate",
+    }
 
 
 def test_all_shipped_weights_are_safetensors_and_small():
+    """Seven small models (two CLIPs, three pipelines, the evaluator, the Korean encoder) stay under 64 MiB."""
     files = [p for p in WEIGHTS.rglob("*") if p.is_file()]
     assert not [p for p in files if p.suffix in (".bin", ".pt", ".pth", ".ckpt")]
-    assert sum(p.stat().st_size for p in files) < 40 * 2**20
+    assert sum(p.stat().st_size for p in files) < 64 * 2**20
