@@ -1,24 +1,38 @@
-"""Full-size architecture check: the real SD2 (768) and SDXL-refiner architectures, random weights, real code path.
+"""Full-size check of every Stable Diffusion family the product drives: the published architectures, random
+weights, the product's own generator.
 
-Builds every component from the configs in `benchmarks/architectures/` (copied from the published checkpoints;
-nothing is downloaded), a Korean student with a klue/roberta-large-sized backbone and heads for both
-(1024-d tokens; 1280-d tokens + 1280-d pooled), and the English text towers it replaces (SD2's 23×1024
-OpenCLIP-H `text_encoder`, the refiner's 32×1280 bigG `text_encoder_2`), saves them as pipeline directories,
-loads them through `demo.generation.pipeline.ImageGenerator` exactly as the `sd2-sdxl` config does, and generates.
+Builds (`benchmarks.random_pipelines`, from the configs in `benchmarks/architectures/`, copied from the published
+checkpoints; nothing is downloaded) SD 1.5, SD 2.1 (768), SDXL base 1.0 and the SDXL refiner 1.0 as pipeline
+directories, and one Korean student whose heads cover every tower they read: `clip-vit-l-14:last` and
+`clip-vit-l-14:penultimate` (768), `openclip-vit-h-14:last` (1024), `openclip-vit-bigg-14:penultimate` (1280 + pooled
+1280), on a multilingual-e5-large-shaped backbone (XLM-R large; `--backbone klue-roberta-large` for the other).
+Each family then runs through `demo.generation.pipeline.ImageGenerator` with a config of its own (`family:` set):
+SDXL base + refiner, SD 1.5 alone, SD2 + refiner. In the same run the Korean encoding (the family's heads, prompt and
+negative, one pass) is timed against the English towers it replaces (`EnglishPromptEncoder.from_reads` with the
+generator's reads), same device and dtype.
 
-On a CUDA GPU (fp16, 768×768, 25 steps) it prints in one run: base and base+refiner seconds per image eager,
-compiled (`compile: true`, with the first call's compile warm-up) and with `cpu_offload`, each with its peak GPU
-memory; and the Korean encoding (both heads, prompt + negative, one pass) against the two English towers, same
-dtype, synchronised. On a CPU it runs eager only, at a reduced size and step count (bfloat16 weights to fit).
+On a CUDA GPU (float16, each family's native size, 25 steps) it prints per family the seconds per image eager,
+compiled (`compile: true`, after a first call that compiles) and with `cpu_offload`, each with its peak GPU memory,
+and each against its goal (H100/H200):
 
-    python -m benchmarks.full_size_check [--size 768] [--steps 25] [--variants eager compiled offload] [--workdir DIR]
+- SDXL base + refiner, 1024²: ≤ 2.0 s eager, ≤ 1.5 s compiled
+- SD 1.5, 512²: ≤ 0.35 s compiled
+- SD2 + refiner, 768²: ≤ 1.0 s eager, ≤ 0.8 s compiled
+- the Korean encoding ≤ the English towers it replaces
+
+On a CPU it checks the shapes at a reduced size instead: bfloat16, a quarter of each family's size, 4 steps, eager,
+one call per mode, no goals judged. On the 2-core VM that took 6 minutes with light load and 23 minutes with the
+cores shared by training runs, 14 GB of memory and 19 GB of temporary disk for the 9.5 B random parameters
+(docs/measurements/full_size_check.md).
+
+    python -m benchmarks.full_size_check [--families sdxl sd15 sd2] [--backbone multilingual-e5-large]
+        [--size N] [--steps 25] [--runs 3] [--variants eager compiled offload] [--workdir DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import json
 import resource
 import tempfile
 import time
@@ -27,150 +41,46 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from diffusers import (
-    AutoencoderKL,
-    DDIMScheduler,
-    EulerDiscreteScheduler,
-    StableDiffusionPipeline,
-    StableDiffusionXLImg2ImgPipeline,
-    UNet2DConditionModel,
-)
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
+from benchmarks.random_pipelines import (
+    BACKBONES,
+    REFINER,
+    build_pipelines,
+    build_student,
+    generator_config,
+    native_size,
+    published,
+    student_targets,
+)
 from benchmarks.timing import best_of, synchronised
-from demo.generation.config import GeneratorConfig, Limits
+from demo.generation.config import Limits
+from demo.generation.families import TowerRead
 from demo.generation.pipeline import ImageGenerator
 from demo.generation.prompt_encoders import EnglishPromptEncoder
 from demo.generation.request import Request
-from ko_clip import KoreanPromptEncoder, Target
-from ko_clip.modeling import KoreanStudent, KoreanStudentConfig
-from ko_clip.student import train_wordpiece
-from miniworld.corpus import training_pairs
-from miniworld.paths import CLIP_DIR
+from ko_clip import KoreanPromptEncoder
 
-ARCH = Path(__file__).resolve().parent / "architectures"
 PROMPT = "바닷가에서 뛰노는 강아지"
 ENGLISH = "a puppy playing on the beach"
+FAMILIES = {"sdxl": True, "sd15": False, "sd2": True}  # the families checked, and whether each runs the refiner
 VARIANTS = {"eager": {}, "compiled": {"compile": True}, "offload": {"cpu_offload": True}}
-GOALS = (
-    "goals (H100/H200, fp16, 768², 25 steps): base+refiner ≤ 1.0 s eager, ≤ 0.8 s compiled; "
-    "Korean/English ≤ 1.0 and ≤ 2% of an image"
-)
+GOALS = {  # seconds per image at the family's native size, float16, 25 steps, on an H100/H200
+    ("sdxl", "base+refiner", "eager"): 2.0,
+    ("sdxl", "base+refiner", "compiled"): 1.5,
+    ("sd15", "base", "compiled"): 0.35,
+    ("sd2", "base+refiner", "eager"): 1.0,
+    ("sd2", "base+refiner", "compiled"): 0.8,
+}
 
 
-def config(name: str) -> dict:
-    return json.loads((ARCH / f"{name}.json").read_text())
-
-
-def parameters(module: torch.nn.Module) -> str:
-    return f"{sum(p.numel() for p in module.parameters()) / 1e6:,.0f} M"
-
-
-def build(workdir: Path, dtype: torch.dtype, device: torch.device) -> dict[str, str]:
-    """Write the three component directories; returns what was built, for the report.
-
-    Weights are initialised on `device` (a GPU initialises billions of parameters in a moment, a CPU in minutes).
-    """
-    # The English tokenizers only feed the English towers of the comparison: a stand-in with 77 positions.
-    tokenizer = CLIPTokenizer.from_pretrained(CLIP_DIR, model_max_length=77)
-    report = {}
-    torch.manual_seed(0)
-    with device:
-        unet = UNet2DConditionModel.from_config(config("sd2-unet")).to(dtype)
-        vae = AutoencoderKL.from_config(config("sd-vae")).to(dtype)
-        text_encoder = CLIPTextModel(CLIPTextConfig(**config("sd2-text-encoder"))).to(dtype)
-    report["sd2 unet"], report["sd2 vae"], report["sd2 text encoder"] = map(parameters, (unet, vae, text_encoder))
-    base = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=DDIMScheduler.from_config(config("sd2-scheduler")),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    base.save_pretrained(workdir / "sd2")
-    del base, unet, vae, text_encoder
-    with device:
-        unet = UNet2DConditionModel.from_config(config("sdxl-refiner-unet")).to(dtype)
-        vae = AutoencoderKL.from_config(config("sdxl-vae")).to(dtype)
-        text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(**config("sdxl-refiner-text-encoder-2"))).to(dtype)
-    report["refiner unet"], report["refiner vae"] = parameters(unet), parameters(vae)
-    report["refiner text encoder 2"] = parameters(text_encoder_2)
-    refiner = StableDiffusionXLImg2ImgPipeline(
-        vae=vae,
-        text_encoder=None,
-        text_encoder_2=text_encoder_2,
-        tokenizer=None,
-        tokenizer_2=tokenizer,
-        unet=unet,
-        scheduler=EulerDiscreteScheduler.from_config(config("sdxl-refiner-scheduler")),
-        requires_aesthetics_score=True,
-        force_zeros_for_empty_prompt=False,
-    )
-    refiner.save_pretrained(workdir / "refiner")
-    del refiner, unet, vae, text_encoder_2
-    student_tokenizer = train_wordpiece((p["ko"] for p in training_pairs()), vocab_size=2000)
-    targets = [Target("base", 1024), Target("refiner", 1280, pooled_size=1280)]
-    with device:
-        student = KoreanStudent(
-            KoreanStudentConfig(
-                backbone=config("klue-roberta-large"), targets=[vars(t) for t in targets], head_heads=16
-            )
-        ).to(dtype)
-    report["korean encoder"] = parameters(student)
-    KoreanPromptEncoder(student, student_tokenizer, device=device, dtype=dtype).save_pretrained(workdir / "ko-clip")
-    return report
+def millions(count: int) -> str:
+    return f"{count / 1e6:,.0f} M"
 
 
 def peak_memory(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB GPU"
-    return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB RSS"
-
-
-def measure(generator: ImageGenerator, variant: str, args: argparse.Namespace) -> dict[str, float]:
-    """Seconds per image for base and base+refiner (best of `args.runs`, after a first call that compiles)."""
-    seconds = {}
-    for mode, refiner in (("base", False), ("base+refiner", True)):
-        if generator.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(generator.device)
-        first = synchronised(generator.device, lambda r=refiner: generator(Request(PROMPT, seed=0, refiner=r)))
-        times = [
-            synchronised(generator.device, lambda s=run, r=refiner: generator(Request(PROMPT, seed=s, refiner=r)))
-            for run in range(args.runs)
-        ]
-        seconds[mode] = min(times)
-        print(
-            f"{variant:<9} {mode:<13} {args.size}×{args.size}, {args.steps} steps: {min(times):.2f} s/image "
-            f"(best of {args.runs}; first call {first:.1f} s), peak {peak_memory(generator.device)}",
-            flush=True,
-        )
-    return seconds
-
-
-def text_encoders(
-    generator: ImageGenerator, english: EnglishPromptEncoder, image_seconds: float | None, runs: int
-) -> None:
-    """Korean encoding (one pass, both heads, prompt + negative) against the English towers it replaces."""
-    device = generator.device
-
-    def best(work) -> float:
-        work()  # warm-up
-        return best_of(runs, work, device)
-
-    with torch.inference_mode():
-        korean = best(lambda: generator.encoder.encode_all([PROMPT, ""], ["base", "refiner"]))
-        towers = {t: best(lambda t=t: english.encode_all([ENGLISH, ""], [t])) for t in ("base", "refiner")}
-    both = sum(towers.values())
-    share = f", {korean / image_seconds:.1%} of a base+refiner image" if image_seconds else ""
-    print(
-        f"text encoding, prompt + negative, {generator.dtype}: Korean encoder (both heads, one pass) "
-        f"{korean * 1e3:.2f} ms; English SD2 23×1024 tower {towers['base'] * 1e3:.2f} ms + refiner 32×1280 bigG "
-        f"tower {towers['refiner'] * 1e3:.2f} ms = {both * 1e3:.2f} ms; ratio {korean / both:.2f}{share}",
-        flush=True,
-    )
+    return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB process RSS"
 
 
 def release(device: torch.device) -> None:
@@ -179,12 +89,140 @@ def release(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def main() -> None:
+def judged(family: str, mode: str, variant: str, seconds: float, native: bool) -> str:
+    """The goal a timing is held to, where the run is the one the goal speaks of (GPU, native size, 25 steps)."""
+    goal = GOALS.get((family, mode, variant))
+    if goal is None or not native:
+        return ""
+    return f"; goal ≤ {goal} s: {'met' if seconds <= goal else 'MISSED'}"
+
+
+def check_shapes(family: str, generator: ImageGenerator) -> None:
+    """What each pipeline is handed: the heads' token states side by side at the UNet's cross-attention width."""
+    with torch.inference_mode():
+        text, _ = generator._text([PROMPT], [""], list(generator.heads))
+    for role, pipeline in (("base", generator.base), ("refiner", generator.refiner)):
+        if pipeline is None:
+            continue
+        tokens, pooled = text[role]["prompt_embeds"], text[role].get("pooled_prompt_embeds")
+        width = pipeline.unet.config.cross_attention_dim
+        if tokens.shape[-1] != width:
+            raise AssertionError(f"{family} {role}: prompt_embeds {tuple(tokens.shape)}, the UNet reads width {width}")
+        print(
+            f"{family} {role}: {' + '.join(generator.heads[role])} → prompt_embeds {tuple(tokens.shape)} "
+            f"{tokens.dtype} (UNet cross_attention_dim {width})"
+            + ("" if pooled is None else f", pooled {tuple(pooled.shape)}"),
+            flush=True,
+        )
+
+
+def measure(family: str, generator: ImageGenerator, variant: str, args: argparse.Namespace) -> dict[str, float]:
+    """Seconds per image for base (and base + refiner): the best of `args.runs` after a first call that compiles,
+    or with `--runs 0` the first call alone."""
+    size, native = generator.config.size, generator.config.size == native_size(Path(generator.config.base))
+    on_goal = native and generator.device.type == "cuda" and args.steps == 25
+    seconds = {}
+    for mode, refiner in (("base", False), ("base+refiner", True))[: 2 if generator.refiner else 1]:
+        if generator.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(generator.device)
+        images = []
+
+        def generate(seed: int, refiner: bool = refiner, images: list = images) -> None:
+            images.extend(generator(Request(PROMPT, seed=seed, refiner=refiner)).images)
+
+        first = synchronised(generator.device, lambda: generate(0))
+        times = [synchronised(generator.device, lambda s=run: generate(s)) for run in range(args.runs)] or [first]
+        if {image.size for image in images} != {(size, size)}:
+            raise AssertionError(f"{family} {mode}: images are not {size}×{size}")
+        seconds[mode] = min(times)
+        runs = f"best of {args.runs}; first call {first:.1f} s" if args.runs else "first call"
+        print(
+            f"{family:<5} {variant:<9} {mode:<13} {size}², {args.steps} steps: {seconds[mode]:.2f} s/image ({runs}), "
+            f"peak {peak_memory(generator.device)}{judged(family, mode, variant, seconds[mode], on_goal)}",
+            flush=True,
+        )
+    return seconds
+
+
+def text_encoders(
+    family: str,
+    korean: KoreanPromptEncoder,
+    heads: list[str],
+    sources: list[tuple[str, TowerRead]],
+    image_seconds: float,
+    runs: int,
+) -> None:
+    """The Korean encoding (the family's heads, one pass) against the English towers it replaces, same dtype."""
+    device, dtype = korean.device, korean.dtype
+    english = EnglishPromptEncoder.from_reads(sources, device, dtype)
+
+    def best(work) -> float:
+        work()  # warm-up
+        return best_of(runs, work, device)
+
+    with torch.inference_mode():
+        ours = best(lambda: korean.encode_all([PROMPT, ""], heads))
+        towers = {t: best(lambda t=t: english.encode_all([ENGLISH, ""], [t])) for t in english.targets}
+    theirs = sum(towers.values())
+    goal = f" (goal ≤ 1.0: {'met' if ours <= theirs else 'MISSED'})" if device.type == "cuda" else ""
+    shapes = {t: english.teachers[t].model.config for t in towers}
+    parts = " + ".join(
+        f"{t} {shapes[t].num_hidden_layers}×{shapes[t].hidden_size} {towers[t] * 1e3:.1f} ms" for t in towers
+    )
+    print(
+        f"{family} text encoding, prompt + negative, {dtype}: Korean (heads: {len(heads)}, one pass) "
+        f"{ours * 1e3:.1f} ms; English {parts} = {theirs * 1e3:.1f} ms; ratio {ours / theirs:.2f}{goal}, "
+        f"Korean {ours / image_seconds:.1%} of an image",
+        flush=True,
+    )
+
+
+def check_family(family: str, root: Path, args: argparse.Namespace, dtype: torch.dtype, device: torch.device) -> None:
+    native = native_size(root / family)
+    settings = generator_config(
+        root,
+        family,
+        refiner=FAMILIES[family],
+        size=args.size or (native if device.type == "cuda" else native // 4),
+        dtype=str(dtype).removeprefix("torch."),
+        device=str(device),
+        steps=args.steps,
+        guidance=7.5,
+        limits=Limits(max_steps=100),
+    )
+    for variant in args.variants:
+        generator = None
+        try:
+            started = time.perf_counter()
+            generator = ImageGenerator(replace(settings, **VARIANTS[variant]))
+            print(
+                f"{family} {variant}: loaded in {time.perf_counter() - started:.0f} s; {generator.family.name}, "
+                f"dtype {generator.dtype}, attention {generator.attention}",
+                flush=True,
+            )
+            if variant == args.variants[0]:
+                check_shapes(family, generator)
+            seconds = measure(family, generator, variant, args)
+            if variant == "eager":
+                korean, sources = generator.encoder, generator.tower_sources()
+                heads = sorted({head for role_heads in generator.heads.values() for head in role_heads or []})
+                generator = None  # the English towers load in the pipelines' place
+                release(device)
+                text_encoders(family, korean, heads, sources, max(seconds.values()), 10 if device.type == "cuda" else 3)
+        except Exception:  # noqa: BLE001 - one variant's failure must not cost the others' numbers
+            traceback.print_exc()
+        generator = None
+        release(device)
+
+
+def main(argv: list[str] | None = None) -> None:
     cuda = torch.cuda.is_available()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", type=int, default=768 if cuda else 256)
+    parser.add_argument("--families", nargs="+", choices=list(FAMILIES), default=list(FAMILIES))
+    parser.add_argument("--backbone", choices=BACKBONES, default=BACKBONES[0], help="the Korean student's backbone")
+    parser.add_argument("--size", type=int, help="image size for every family (default: each family's own; CPU: ¼)")
     parser.add_argument("--steps", type=int, default=25 if cuda else 4)
-    parser.add_argument("--runs", type=int, default=3 if cuda else 1)
+    parser.add_argument("--runs", type=int, default=3 if cuda else 0, help="timed calls after the first; 0: the first")
     parser.add_argument(
         "--variants",
         nargs="+",
@@ -193,66 +231,29 @@ def main() -> None:
         help="compiled and offload need a CUDA device",
     )
     parser.add_argument("--workdir", type=Path, help="keep the built directories here (default: a temporary folder)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     dtype, device = (torch.float16, torch.device("cuda")) if cuda else (torch.bfloat16, torch.device("cpu"))
     with tempfile.TemporaryDirectory() as tmp:
-        workdir = args.workdir or Path(tmp)
+        root = args.workdir or Path(tmp)
         started = time.perf_counter()
-        built = build(workdir, dtype, device)
-        release(device)
-        parts = ", ".join(f"{k} {v}" for k, v in built.items())
-        print(f"built and saved in {time.perf_counter() - started:.0f} s: {parts}", flush=True)
-        print(GOALS if cuda else "CPU: eager only, reduced size and steps")
-        settings = GeneratorConfig(
-            name="full-size-check",
-            base=str(workdir / "sd2"),
-            refiner=str(workdir / "refiner"),
-            korean_encoder=str(workdir / "ko-clip"),
-            dtype=str(dtype).removeprefix("torch."),
-            device=str(device),
-            size=args.size,
-            sizes=[args.size],
-            steps=args.steps,
-            guidance=7.5,
-            limits=Limits(max_steps=100),
+        arch = published(args.backbone)
+        built = list(args.families) + ([REFINER] if any(FAMILIES[f] for f in args.families) else [])
+        counts = build_pipelines(built, arch, root, dtype, device)
+        counts[f"korean encoder ({args.backbone})"] = build_student(
+            arch, student_targets(arch), root / "ko-clip", dtype, device
         )
-        for variant in args.variants:
-            try:
-                started = time.perf_counter()
-                generator = ImageGenerator(replace(settings, **VARIANTS[variant]))
-                print(
-                    f"{variant}: loaded in {time.perf_counter() - started:.0f} s; device {generator.device}, "
-                    f"dtype {generator.dtype}, attention {generator.attention}",
-                    flush=True,
-                )
-                if variant == args.variants[0]:
-                    describe(generator)
-                seconds = measure(generator, variant, args)
-                if variant == "eager":
-                    english = EnglishPromptEncoder.from_pipelines(settings.base, settings.refiner, device, dtype)
-                    text_encoders(generator, english, seconds["base+refiner"], max(args.runs, 10))
-                    del english
-            except Exception:  # noqa: BLE001 - one variant's failure must not cost the others' numbers
-                traceback.print_exc()
-            generator = None
-            release(device)
-
-
-def describe(generator: ImageGenerator) -> None:
-    base_embeds = generator.encoder.encode([PROMPT], "base")
-    refiner_embeds = generator.encoder.encode([PROMPT], "refiner")
-    print(
-        f"prompt_embeds base {tuple(base_embeds.prompt_embeds.shape)} {base_embeds.prompt_embeds.dtype}; refiner "
-        f"{tuple(refiner_embeds.prompt_embeds.shape)} + pooled {tuple(refiner_embeds.pooled_prompt_embeds.shape)}"
-    )
-    unet = generator.refiner.unet.config
-    print(
-        f"refiner unet: addition_embed_type={unet.addition_embed_type}, time ids "
-        f"{(unet.projection_class_embeddings_input_dim - 1280) // unet.addition_time_embed_dim}, "
-        f"cross_attention_dim={unet.cross_attention_dim}; base unet cross_attention_dim="
-        f"{generator.base.unet.config.cross_attention_dim}, "
-        f"prediction_type={generator.base.scheduler.config.prediction_type}"
-    )
+        release(device)
+        parts = ", ".join(f"{name} {millions(count)}" for name, count in counts.items())
+        print(f"built and saved in {time.perf_counter() - started:.0f} s: {parts}", flush=True)
+        print(
+            "GPU: float16, native sizes; goals judged at 25 steps"
+            if cuda
+            else "CPU: shapes at a reduced size, bfloat16, eager; no goals judged",
+            flush=True,
+        )
+        for family in args.families:
+            check_family(family, root, args, dtype, device)
+    print(f"done in {time.perf_counter() - started:.0f} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -89,10 +89,15 @@ class ImageGenerator:
         if name == "korean":
             return KoreanPromptEncoder.from_pretrained(resolve(c.korean_encoder), self.device, self.dtype)
         if name == "english":
-            locations = {"base": resolve(c.base_config or c.base), "refiner": resolve(c.refiner or "")}
-            reads = [(locations[role], read) for role, role_reads in self.reads.items() for read in role_reads]
-            return EnglishPromptEncoder.from_reads(reads, self.device, self.dtype)
+            return EnglishPromptEncoder.from_reads(self.tower_sources(), self.device, self.dtype)
         raise ValueError(f"prompt_encoder must be one of {', '.join(PROMPT_ENCODERS)}, not {name!r}")
+
+    def tower_sources(self) -> list[tuple[str, TowerRead]]:
+        """Every text tower the pipelines read, with the pipeline (directory or hub id) that holds it: what the
+        English encoder loads, and what a benchmark compares the Korean one against."""
+        c = self.config
+        locations = {"base": resolve(c.base_config or c.base), "refiner": resolve(c.refiner or "")}
+        return [(locations[role], read) for role, reads in self.reads.items() for read in reads]
 
     def _heads(self, role: str, reads: list[TowerRead]) -> list[str] | None:
         """The encoder heads standing in for `role`'s text towers, in the order the pipeline concatenates them;
