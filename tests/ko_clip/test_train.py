@@ -1,3 +1,6 @@
+import dataclasses
+import shutil
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -110,3 +113,69 @@ def test_config_files_load_and_overrides_apply():
     )
     with pytest.raises(ValueError, match="unknown key"):
         load_config("embedded", ["lerning_rate=1"])
+
+
+def _read_texts(monkeypatch) -> list[str]:
+    """Every text a student tokenizer is asked to read from now on."""
+    from transformers import PreTrainedTokenizerBase
+
+    texts: list[str] = []
+    call = PreTrainedTokenizerBase.__call__
+
+    def recording(self, text=None, *args, **kwargs):
+        if not type(self).__name__.startswith("CLIP"):  # the teachers' tokenizers read English anyway
+            texts.extend([text] if isinstance(text, str) else list(text or []))
+        return call(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(PreTrainedTokenizerBase, "__call__", recording)
+    return texts
+
+
+def _hangul(text: str) -> bool:
+    return any("\uac00" <= c <= "\ud7a3" or "\u3131" <= c <= "\u318e" for c in text)
+
+
+def test_english_only_training_never_reads_a_korean_sentence(tiny_setup, tmp_path, monkeypatch, tiny_config):
+    texts = _read_texts(monkeypatch)
+    progress = main(tiny_config(tiny_setup, tmp_path, steps=20, korean=0))
+    assert texts and not any(_hangul(t) for t in texts), "neither training nor validation read Korean"
+    assert progress["history"][-1]["base"]["token_mse"] < progress["history"][0]["base"]["token_mse"]
+
+
+@pytest.fixture
+def english_prompts(tmp_path):
+    import pandas as pd
+
+    prompts = [f"prompt number {i}, flat design" for i in range(40)]
+    pd.DataFrame({"prompt": prompts, "seed": range(40)}).to_parquet(tmp_path / "prompts.parquet")
+    return tmp_path / "prompts.parquet", prompts
+
+
+def test_an_english_corpus_feeds_the_english_side_and_resumes_exactly(
+    tiny_setup, tmp_path, monkeypatch, tiny_config, english_prompts
+):
+    path, prompts = english_prompts
+
+    def config(out, steps):
+        return dataclasses.replace(
+            tiny_config(tiny_setup, out, steps=steps), english_corpus=[str(path)], english_batch=4
+        )
+
+    import ko_clip.train
+
+    save_state = ko_clip.train._save_state
+
+    def saving(accelerator, out, progress):  # the files a run stopped after step 10 would leave
+        save_state(accelerator, out, progress)
+        if progress["step"] == 10:
+            shutil.copytree(out, tmp_path / "stopped")
+
+    monkeypatch.setattr(ko_clip.train, "_save_state", saving)
+    texts = _read_texts(monkeypatch)
+    straight = main(config(tmp_path / "straight", 20))
+    read = [t for t in texts if t in set(prompts)]
+    assert len(read) == 20 * 4 and len(set(read)) > 20, "4 English-only prompts a step, different ones"
+    texts.clear()
+    resumed = main(config(tmp_path / "stopped", 20))
+    assert resumed["history"] == straight["history"]
+    assert [t for t in texts if t in set(prompts)] == read[40:], "the resumed run drew the same prompts"
