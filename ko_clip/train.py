@@ -24,6 +24,7 @@ from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from ko_clip.augment import variants
+from ko_clip.card import card_files, training_summary
 from ko_clip.config import TrainConfig
 from ko_clip.dataset import Pair, read_english, split_pairs
 from ko_clip.encoder import KoreanPromptEncoder, write_student
@@ -229,6 +230,7 @@ def main(config: TrainConfig) -> dict:
     )
     # Without a Korean side, validation (and the best-model choice) reads the English sentences: no Korean seen
     checked = validation if config.loss.korean else [Pair(p.en, p.en) for p in validation]
+    sizes = {"train": len(train), "validation": len(validation), "english_only": len(extra)}
 
     # teachers, frozen; their outputs cached per distinct English sentence
     teachers = [Teacher(spec, accelerator.device) for spec in config.teachers]
@@ -317,7 +319,9 @@ def main(config: TrainConfig) -> dict:
                 if score < progress["best"]:
                     progress["best"] = score
                     if accelerator.is_main_process:
-                        save_student(accelerator.unwrap_model(model), encoder.tokenizer, out / "best")
+                        unwrapped = accelerator.unwrap_model(model)
+                        summary = training_summary(config, unwrapped, sizes, step, report, accelerator.num_processes)
+                        save_student(unwrapped, encoder.tokenizer, out / "best", card_files(summary))
                 progress["step"] = step
                 _save_state(accelerator, out, progress)
             if step >= config.steps:

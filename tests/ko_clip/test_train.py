@@ -1,4 +1,5 @@
 import dataclasses
+import json
 import shutil
 
 import pytest
@@ -140,6 +141,8 @@ def test_english_only_training_never_reads_a_korean_sentence(tiny_setup, tmp_pat
     progress = main(tiny_config(tiny_setup, tmp_path, steps=20, korean=0))
     assert texts and not any(_hangul(t) for t in texts), "neither training nor validation read Korean"
     assert progress["history"][-1]["base"]["token_mse"] < progress["history"][0]["base"]["token_mse"]
+    card = (tmp_path / "best" / "README.md").read_text(encoding="utf-8")
+    assert "English sides only: no Korean sentence was trained on" in card
 
 
 @pytest.fixture
@@ -179,3 +182,21 @@ def test_an_english_corpus_feeds_the_english_side_and_resumes_exactly(
     resumed = main(config(tmp_path / "stopped", 20))
     assert resumed["history"] == straight["history"]
     assert [t for t in texts if t in set(prompts)] == read[40:], "the resumed run drew the same prompts"
+    summary = json.loads((tmp_path / "straight" / "best" / "training.json").read_text(encoding="utf-8"))
+    assert summary["sizes"]["english_only"] == 40 and summary["english_corpus"] == [str(path)]
+
+
+def test_the_encoder_directory_carries_a_model_card(tiny_setup, tmp_path, tiny_config):
+    from ko_clip.__main__ import main as cli
+
+    main(tiny_config(tiny_setup, tmp_path, steps=10))
+    card = (tmp_path / "best" / "README.md").read_text(encoding="utf-8")
+    for expected in ("pairs.csv", "274 training pairs", "| base |", "| refiner |", "step 10 of 10", "token_mse"):
+        assert expected in card
+    probe = {
+        "categories": {"typos": {"korean": {"all_correct": 0.5}, "english": {"all_correct": 1.0}, "ratio": 0.5}},
+        "all": {"korean": {"all_correct": 0.5}, "english": {"all_correct": 1.0}, "ratio": 0.5},
+    }
+    (tmp_path / "probe.json").write_text(json.dumps(probe))
+    assert cli(["card", str(tmp_path / "best"), "--probe", str(tmp_path / "probe.json")]) == 0
+    assert "| typos | 50.0% | 100.0% | 0.50 |" in (tmp_path / "best" / "README.md").read_text(encoding="utf-8")
