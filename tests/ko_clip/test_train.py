@@ -200,3 +200,26 @@ def test_the_encoder_directory_carries_a_model_card(tiny_setup, tmp_path, tiny_c
     (tmp_path / "probe.json").write_text(json.dumps(probe))
     assert cli(["card", str(tmp_path / "best"), "--probe", str(tmp_path / "probe.json")]) == 0
     assert "| typos | 50.0% | 100.0% | 0.50 |" in (tmp_path / "best" / "README.md").read_text(encoding="utf-8")
+
+
+def test_from_pretrained_takes_a_hub_id_from_the_cache_and_fails_clearly_offline(
+    tiny_setup, tmp_path, monkeypatch, tiny_config
+):
+    main(tiny_config(tiny_setup, tmp_path / "run", steps=10))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError, match=r"someone/ko-clip: not an encoder directory here, .*hf download"):
+        KoreanPromptEncoder.from_pretrained("someone/ko-clip")
+    # the hub cache layout huggingface_hub reads offline: refs/main names the snapshot
+    import huggingface_hub
+
+    repo = tmp_path / "hub" / "models--someone--ko-clip"
+    revision = "0" * 40
+    shutil.copytree(tmp_path / "run" / "best", repo / "snapshots" / revision)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    encoder = KoreanPromptEncoder.from_pretrained("someone/ko-clip")
+    local = KoreanPromptEncoder.from_pretrained(tmp_path / "run" / "best")
+    assert torch.equal(
+        encoder.encode(["빨간 원"], "base").prompt_embeds, local.encode(["빨간 원"], "base").prompt_embeds
+    )
