@@ -300,3 +300,33 @@ def test_english_prompts_from_parquet_csv_and_text(tmp_path):
     pd.DataFrame({"ko": ["원"]}).to_csv(tmp_path / "korean.csv", index=False)
     with pytest.raises(CorpusError, match=r"korean.csv: no English column \(expected one of prompt"):
         read_english([tmp_path / "korean.csv"])
+
+
+@pytest.mark.parametrize("name", ["parquet-translation", "moses", "tmx", "jsonl-translation", "hf-files"])
+def test_training_and_export_read_each_open_format_directly(tiny_setup, tiny_config, tmp_path, offline_datasets, name):
+    """A few steps from the tiny corpus written in each format, no conversion step, exported and loaded back."""
+    from ko_clip.encoder import KoreanPromptEncoder
+    from ko_clip.train import main
+
+    pairs = list(read_pairs([tiny_setup / "pairs.csv"]))
+    (tmp_path / "corpus").mkdir()
+    config = tiny_config(tiny_setup, tmp_path / "run", steps=3)
+    config.corpus = [str(write_open_corpus(tmp_path / "corpus", name, pairs))]
+    config.export_dir, config.eval_every = str(tmp_path / "export"), 3
+    progress = main(config)
+    assert progress["step"] == 3 and "274 training pairs" in (tmp_path / "export" / "README.md").read_text("utf-8")
+    encoder = KoreanPromptEncoder.from_pretrained(tmp_path / "export")
+    assert encoder.encode(["빨간 원"], "base").prompt_embeds.shape == (1, 77, 128)
+
+
+def test_the_cli_names_a_bad_corpus_file_without_a_stack_trace(tmp_path, capsys):
+    from ko_clip.__main__ import main as cli
+
+    (tmp_path / "alone.ko").write_text("가\n", encoding="utf-8")
+    (tmp_path / "broken.tmx").write_text("<tmx><body><tu>", encoding="utf-8")
+    (tmp_path / "damaged.parquet").write_bytes(b"PAR1 truncated")
+    for path in ("alone.ko", "broken.tmx", "damaged.parquet"):
+        out = str(tmp_path / "run")
+        assert cli(["train", "--set", f"corpus={tmp_path / path}", f"out_dir={out}", "export_dir=null"]) == 2
+        error = capsys.readouterr().err.split("\r")[-1]  # after the cleared progress bar
+        assert error.startswith(f"error: {tmp_path / path}: ") and "Traceback" not in error
