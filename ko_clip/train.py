@@ -159,6 +159,23 @@ def build_student(config: TrainConfig, train: list[Pair], teachers: list[Teacher
     return encoder
 
 
+def optimizer_and_schedule(model: KoreanStudent, config: TrainConfig) -> tuple[torch.optim.Optimizer, LambdaLR]:
+    """AdamW on the trained parameters (a frozen backbone part is left out), warm-up + cosine schedule."""
+    trained = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
+    return optimizer, LambdaLR(optimizer, lambda s: lr_factor(s, config.warmup, config.steps))
+
+
+def batch_tokenizer(tokenizer: PreTrainedTokenizerBase, device: torch.device) -> Callable[[list[str]], dict]:
+    """Texts → the student's padded input ids and attention mask on `device`."""
+
+    def tokenize(texts: list[str]) -> dict:
+        batch = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+        return {"input_ids": batch.input_ids.to(device), "attention_mask": batch.attention_mask.to(device)}
+
+    return tokenize
+
+
 def lr_factor(step: int, warmup: int, steps: int) -> float:
     """Linear warm-up, then a cosine down to 0 at `steps`, and 0 after it (it never climbs back up)."""
     if step < warmup:
@@ -245,13 +262,11 @@ def main(config: TrainConfig) -> dict:
     with accelerator.main_process_first():
         encoder = build_student(config, train, teachers, out)
     model: KoreanStudent = encoder.model.train()  # the encoder holds it in eval mode, for inference
-    trained = [p for p in model.parameters() if p.requires_grad]  # a frozen backbone part is left out
+    optimizer, schedule = optimizer_and_schedule(model, config)
     accelerator.print(
         f"student: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
-        f"{sum(p.numel() for p in trained) / 1e6:.2f} M trained"
+        f"{sum(p.numel() for g in optimizer.param_groups for p in g['params']) / 1e6:.2f} M trained"
     )
-    optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
-    schedule = LambdaLR(optimizer, lambda s: lr_factor(s, config.warmup, config.steps))
     heads = list(model.heads)
     # one shuffled pass over `train` per epoch, each process taking its own `batch_size` pairs per step
     shuffle = torch.Generator()
@@ -268,12 +283,7 @@ def main(config: TrainConfig) -> dict:
         progress = json.loads((out / "state" / "progress.json").read_text())
         accelerator.print(f"resumed at step {progress['step']}")
 
-    def tokenize(texts: list[str]) -> dict:
-        batch = encoder.tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
-        return {
-            "input_ids": batch.input_ids.to(accelerator.device),
-            "attention_mask": batch.attention_mask.to(accelerator.device),
-        }
+    tokenize = batch_tokenizer(encoder.tokenizer, accelerator.device)
 
     # Korean inputs: each corpus sentence and its augmented variants; the frozen backbone part computed once
     kept, pool = variants(train, config.augment, config.seed) if config.loss.korean else ([], [])
