@@ -69,6 +69,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     eval_every: int = 250
     mixed_precision: str = "bf16"  # used on a GPU only
+    teacher_dtype: str = "float32"  # GPU only: "bfloat16" runs the frozen teachers as pipelines run them
     seed: int = 0
     threads: int = 2  # CPU threads when no GPU is used
 

@@ -53,6 +53,11 @@ def corpus_sources(entries: list[str]) -> list[str]:
     return sources
 
 
+def teacher_dtype(config: TrainConfig, on_gpu: bool) -> torch.dtype:
+    """The teachers' dtype: the config's on a GPU, float32 on a CPU (where bfloat16 matmuls are slow)."""
+    return getattr(torch, config.teacher_dtype) if on_gpu else torch.float32
+
+
 def teacher_outputs(teachers: list[Teacher], caches: dict[str, TeacherCache]) -> TeacherOutputs:
     """(target name, English sentences) → teacher token states and pooled embeddings, from the cache if there is one."""
     by_name = {t.spec.name: t for t in teachers}
@@ -250,7 +255,7 @@ def main(config: TrainConfig) -> dict:
     sizes = {"train": len(train), "validation": len(validation), "english_only": len(extra)}
 
     # teachers, frozen; their outputs cached per distinct English sentence
-    teachers = [Teacher(spec, accelerator.device) for spec in config.teachers]
+    teachers = [Teacher(spec, accelerator.device, teacher_dtype(config, on_gpu)) for spec in config.teachers]
     english = sorted({p.en for p in train} | {p.en for p in validation} | set(extra))
     caches = {}
     if config.cache_teacher:
