@@ -77,10 +77,12 @@ def model_card(summary: dict) -> str:
         "## Training data",
         f"- parallel corpus: {', '.join(summary['corpus'])} — {sizes['train']:,} training pairs, "
         f"{sizes['validation']:,} validation pairs"
-        + (" (English sides only: no Korean sentence was trained on)" if english_only else ""),
-        f"- English-only sentences: {', '.join(summary['english_corpus'])} — {sizes['english_only']:,}"
-        if summary["english_corpus"]
-        else "- English-only sentences: none",
+        + (" (English sides only: no Korean sentence was trained on)" if english_only else "")
+        + (
+            f"\n- English-only sentences: {', '.join(summary['english_corpus'])} — {sizes['english_only']:,}"
+            if summary["english_corpus"]
+            else "\n- English-only sentences: none"
+        ),
         "## Teachers and heads",
         _table(
             ["head", "teacher", "subfolder", "layer", "tokens", "pooled"],
@@ -99,12 +101,12 @@ def model_card(summary: dict) -> str:
         "## Student and recipe",
         f"- backbone `{student['backbone']}`, embeddings + {student['frozen_layers']} layers frozen; trunk "
         f"`{student['trunk']}` ({student['head_layers']} layers, width {student['trunk_width'] or 'the backbone'}); "
-        f"{student['parameters'] / 1e6:.1f} M parameters, {student['trained_parameters'] / 1e6:.2f} M trained",
+        f"{student['parameters'] / 1e6:.1f} M parameters, {student['trained_parameters'] / 1e6:.2f} M trained\n"
         f"- {recipe['steps']:,} steps × {recipe['batch_size']} pairs × {recipe['processes']} process(es), AdamW lr "
         f"{recipe['lr']}, warm-up {recipe['warmup']}, weight decay {recipe['weight_decay']}, "
-        f"{recipe['mixed_precision']} on a GPU, seed {recipe['seed']}",
+        f"{recipe['mixed_precision']} on a GPU, seed {recipe['seed']}\n"
         f"- loss weights: token {loss['token']}, pooled {loss['pooled']}, Korean side {loss.get('korean', 1)}, "
-        f"English side {loss['english']}",
+        f"English side {loss['english']}\n"
         "- augmentations: " + ", ".join(f"{k} {v}" for k, v in recipe["augment"].items() if v not in ((), [], 0, None)),
         f"## Validation (step {summary['step']:,} of {recipe['steps']:,}: the best checkpoint)",
         _table(
