@@ -3,6 +3,10 @@
     python -m ko_clip train --config embedded [--set steps=500 loss.pooled=0 ...]
     python -m ko_clip evaluate --config embedded [--model DIR] [--pairs FILE_OR_DIR ...]
                                [--prompts PROMPTS.csv ...] [--seeds N] [--json]
+    python -m ko_clip card DIR --probe PROBE.json
+
+`train` writes a model card (README.md) into the encoder directory it saves; `card` adds the probe table of a
+`python -m miniworld.evaluate --probe DIR --json` report to it.
 
 `evaluate` prints token MSE / cosine, pooled cosine and Korean→English recall@1/@5 on held-out pairs (the
 config's validation split unless --pairs is given). With --prompts (miniworld prompt files with a Korean
@@ -87,6 +91,16 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _card(args: argparse.Namespace) -> int:
+    from ko_clip.card import SUMMARY, add_probe
+
+    if not (args.model / SUMMARY).exists():
+        raise ValueError(f"{args.model}: no {SUMMARY}; only directories written by `ko_clip train` have a card")
+    add_probe(args.model, json.loads(args.probe.read_text(encoding="utf-8")))
+    print(f"wrote {args.model / 'README.md'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m ko_clip", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -99,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
             "--config", default="embedded", help="YAML path or a shipped config name (embedded, sd2-sdxl)"
         )
         command.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config values")
+    card = commands.add_parser("card", help="add a probe table to an encoder directory's model card")
+    card.set_defaults(run=_card)
+    card.add_argument("model", type=Path, help="encoder directory written by `ko_clip train`")
+    card.add_argument(
+        "--probe", type=Path, required=True, help="`python -m miniworld.evaluate --probe DIR --json` output"
+    )
     evaluate = commands.choices["evaluate"]
     evaluate.add_argument("--model", help="trained encoder directory (default: the config's export or best)")
     evaluate.add_argument("--pairs", nargs="*", help="corpus files or folders of held-out pairs")

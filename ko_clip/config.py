@@ -40,12 +40,16 @@ class LossConfig:
     token: float = 1.0  # MSE on the 77×d token states, relative to the teacher's mean square
     pooled: float = 1.0  # (1 − cosine) + MSE on the pooled embedding
     english: float = 0.5  # weight of the English side (student on the English sentence → teacher)
+    korean: float = 1.0  # weight of the Korean side; 0 trains on English alone (its Korean comes from the backbone)
 
 
 @dataclass
 class TrainConfig:
     corpus: list[str]
     teachers: list[TeacherSpec]
+    # English-only sentences (parquet/csv/txt, e.g. DiffusionDB's prompt column) read by the English side too
+    english_corpus: list[str] = field(default_factory=list)
+    english_batch: int = 0  # English-only sentences per step on the English side (0: batch_size)
     student: StudentConfig = field(default_factory=StudentConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     out_dir: str = "runs/ko_clip"
@@ -65,6 +69,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     eval_every: int = 250
     mixed_precision: str = "bf16"  # used on a GPU only
+    teacher_dtype: str = "float32"  # GPU only: "bfloat16" runs the frozen teachers as pipelines run them
     seed: int = 0
     threads: int = 2  # CPU threads when no GPU is used
 
@@ -100,7 +105,9 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> TrainConfig:
         _set(tree, key, value)
     if "corpus" not in tree or "teachers" not in tree:
         raise ValueError(f"{path}: 'corpus' and 'teachers' are required")
-    tree["corpus"] = [tree["corpus"]] if isinstance(tree["corpus"], str) else tree["corpus"]
+    for key in ("corpus", "english_corpus"):
+        if isinstance(tree.get(key), str):
+            tree[key] = [tree[key]]
     tree["teachers"] = [_build(TeacherSpec, t, f"{path}: teacher") for t in tree["teachers"]]
     student = dict(tree.get("student", {}))
     if "head" in student:  # the trunk's first name

@@ -46,6 +46,8 @@ class KoreanPromptEncoder:
     def from_pretrained(
         cls, path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
     ) -> KoreanPromptEncoder:
+        """From an encoder directory, or a hub id (downloaded once by `huggingface_hub`, read from its cache after)."""
+        path = encoder_directory(path)
         model = KoreanStudent.from_pretrained(path)
         tokenizer_dir = backbone_path(model.config) if model.config.backbone_source else path
         return cls(model, AutoTokenizer.from_pretrained(tokenizer_dir), device, dtype)
@@ -92,6 +94,22 @@ class KoreanPromptEncoder:
                     pooled[rows] = computed_pooled
             embeds[target] = PromptEmbeds(tokens, pooled)
         return embeds
+
+
+def encoder_directory(path: str | Path) -> Path:
+    """`path` if it is a directory, else the hub repository it names, as a local snapshot."""
+    if Path(path).is_dir():
+        return Path(path)
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id=str(path)))
+    except Exception as error:  # offline, unknown repository, not a valid id: each is its own type
+        raise FileNotFoundError(
+            f"{path}: not an encoder directory here, and not fetched from the Hugging Face hub "
+            f"({type(error).__name__}: {error}). Download it where the hub is reachable "
+            f"(`hf download {path} --local-dir DIR`) and pass DIR, or set HF_HUB_CACHE to a cache that holds it."
+        ) from error
 
 
 def _kiwi_spacer() -> Callable[[str], str]:

@@ -24,8 +24,9 @@ from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from ko_clip.augment import variants
+from ko_clip.card import card_files, training_summary
 from ko_clip.config import TrainConfig
-from ko_clip.dataset import Pair, split_pairs
+from ko_clip.dataset import Pair, read_english, split_pairs
 from ko_clip.encoder import KoreanPromptEncoder, write_student
 from ko_clip.evaluation import TeacherOutputs, embedding_metrics, format_metrics
 from ko_clip.modeling import KoreanStudent
@@ -50,6 +51,11 @@ def corpus_sources(entries: list[str]) -> list[str]:
         else:
             sources.append(entry)
     return sources
+
+
+def teacher_dtype(config: TrainConfig, on_gpu: bool) -> torch.dtype:
+    """The teachers' dtype: the config's on a GPU, float32 on a CPU (where bfloat16 matmuls are slow)."""
+    return getattr(torch, config.teacher_dtype) if on_gpu else torch.float32
 
 
 def teacher_outputs(teachers: list[Teacher], caches: dict[str, TeacherCache]) -> TeacherOutputs:
@@ -91,6 +97,41 @@ def distillation_loss(
     return loss
 
 
+def step_loss(
+    student: Callable[[list[str]], dict],
+    teacher: TeacherOutputs,
+    heads: list[str],
+    batch: list[str],
+    korean: list[str],
+    english_only: list[str],
+    config: TrainConfig,
+    device: torch.device,
+) -> torch.Tensor:
+    """One step's loss. Korean side: the student on `korean` (the batch's Korean sentences or their variants) against
+    the teacher on the batch's English sentences. English side: the student on those English sentences and on
+    `english_only` ones, against the teacher on the same text."""
+    english = batch + english_only
+    targets = {name: _to(teacher(name, english), device) for name in heads}
+    loss = torch.zeros((), device=device)
+    if config.loss.korean:
+        paired = {name: tuple(None if t is None else t[: len(batch)] for t in out) for name, out in targets.items()}
+        loss = loss + config.loss.korean * distillation_loss(student(korean), paired, config)
+    if config.loss.english:
+        loss = loss + config.loss.english * distillation_loss(student(english), targets, config)
+    return loss
+
+
+def optimizer_step(accelerator: Accelerator, loss: torch.Tensor, model, optimizer, schedule, grad_clip: float) -> float:
+    """Backward, clipping, the optimizer and schedule steps; the learning rate this step used."""
+    accelerator.backward(loss)
+    accelerator.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    lr = schedule.get_last_lr()[0]
+    schedule.step()
+    optimizer.zero_grad(set_to_none=True)
+    return lr
+
+
 def build_student(config: TrainConfig, train: list[Pair], teachers: list[Teacher], out: Path) -> KoreanPromptEncoder:
     """The initial student, saved under `out/init` so a resumed run rebuilds exactly the same one."""
     init = out / "init"
@@ -100,7 +141,9 @@ def build_student(config: TrainConfig, train: list[Pair], teachers: list[Teacher
     targets = [t.target for t in teachers]
     head = dict(trunk=s.trunk, head_layers=s.head_layers, head_heads=s.head_heads, trunk_width=s.trunk_width)
     if s.backbone == "scratch":
-        tokenizer = train_wordpiece((text for p in train for text in (p.ko, p.en)), s.vocab_size)
+        # trained without Korean when training never reads it (English side only)
+        texts = (t for p in train for t in ((p.ko, p.en) if config.loss.korean else (p.en,)))
+        tokenizer = train_wordpiece(texts, s.vocab_size)
         backbone = dict(
             hidden_size=s.hidden_size,
             num_hidden_layers=s.num_hidden_layers,
@@ -119,6 +162,23 @@ def build_student(config: TrainConfig, train: list[Pair], teachers: list[Teacher
     encoder = KoreanPromptEncoder(model, tokenizer)
     save_atomically(encoder, init)
     return encoder
+
+
+def optimizer_and_schedule(model: KoreanStudent, config: TrainConfig) -> tuple[torch.optim.Optimizer, LambdaLR]:
+    """AdamW on the trained parameters (a frozen backbone part is left out), warm-up + cosine schedule."""
+    trained = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
+    return optimizer, LambdaLR(optimizer, lambda s: lr_factor(s, config.warmup, config.steps))
+
+
+def batch_tokenizer(tokenizer: PreTrainedTokenizerBase, device: torch.device) -> Callable[[list[str]], dict]:
+    """Texts → the student's padded input ids and attention mask on `device`."""
+
+    def tokenize(texts: list[str]) -> dict:
+        batch = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+        return {"input_ids": batch.input_ids.to(device), "attention_mask": batch.attention_mask.to(device)}
+
+    return tokenize
 
 
 def lr_factor(step: int, warmup: int, steps: int) -> float:
@@ -149,10 +209,19 @@ def save_atomically(encoder: KoreanPromptEncoder, directory: Path) -> None:
     replace_directory(directory, encoder.save_pretrained)
 
 
-def save_student(model: KoreanStudent, tokenizer: PreTrainedTokenizerBase, directory: Path) -> None:
-    """Save the live training module from a CPU copy of its weights: it keeps its device, dtype and train mode."""
+def save_student(
+    model: KoreanStudent, tokenizer: PreTrainedTokenizerBase, directory: Path, files: dict[str, str] | None = None
+) -> None:
+    """Save the live training module from a CPU copy of its weights: it keeps its device, dtype and train mode.
+    `files` (name → text, e.g. the model card) are written into the same directory before it is swapped in."""
     state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
-    replace_directory(directory, lambda tmp: write_student(model, tokenizer, tmp, state))
+
+    def write(tmp: Path) -> None:
+        write_student(model, tokenizer, tmp, state)
+        for name, text in (files or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
+
+    replace_directory(directory, write)
 
 
 def main(config: TrainConfig) -> dict:
@@ -171,14 +240,23 @@ def main(config: TrainConfig) -> dict:
     # the others then read (`main_process_first`), so every process starts from the same files.
     with accelerator.main_process_first():
         sources = corpus_sources(config.corpus)
+        english_sources = corpus_sources(config.english_corpus)
     train, validation = split_pairs(sources, config.validation_fraction, config.max_chars)
     if not train or not validation:
         raise ValueError(f"need training and validation pairs, got {len(train)} and {len(validation)}")
-    accelerator.print(f"{len(train)} training pairs, {len(validation)} validation pairs")
+    # English-only sentences, never one of the validation split's English sentences
+    extra = read_english(english_sources, config.max_chars, {p.en for p in validation}) if english_sources else []
+    accelerator.print(
+        f"{len(train)} training pairs, {len(validation)} validation pairs, {len(extra)} English-only sentences"
+        + ("" if config.loss.korean else "; English side only: no Korean sentence is trained on")
+    )
+    # Without a Korean side, validation (and the best-model choice) reads the English sentences: no Korean seen
+    checked = validation if config.loss.korean else [Pair(p.en, p.en) for p in validation]
+    sizes = {"train": len(train), "validation": len(validation), "english_only": len(extra)}
 
     # teachers, frozen; their outputs cached per distinct English sentence
-    teachers = [Teacher(spec, accelerator.device) for spec in config.teachers]
-    english = sorted({p.en for p in train} | {p.en for p in validation})
+    teachers = [Teacher(spec, accelerator.device, teacher_dtype(config, on_gpu)) for spec in config.teachers]
+    english = sorted({p.en for p in train} | {p.en for p in validation} | set(extra))
     caches = {}
     if config.cache_teacher:
         with accelerator.main_process_first():
@@ -189,13 +267,11 @@ def main(config: TrainConfig) -> dict:
     with accelerator.main_process_first():
         encoder = build_student(config, train, teachers, out)
     model: KoreanStudent = encoder.model.train()  # the encoder holds it in eval mode, for inference
-    trained = [p for p in model.parameters() if p.requires_grad]  # a frozen backbone part is left out
+    optimizer, schedule = optimizer_and_schedule(model, config)
     accelerator.print(
         f"student: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
-        f"{sum(p.numel() for p in trained) / 1e6:.2f} M trained"
+        f"{sum(p.numel() for g in optimizer.param_groups for p in g['params']) / 1e6:.2f} M trained"
     )
-    optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
-    schedule = LambdaLR(optimizer, lambda s: lr_factor(s, config.warmup, config.steps))
     heads = list(model.heads)
     # one shuffled pass over `train` per epoch, each process taking its own `batch_size` pairs per step
     shuffle = torch.Generator()
@@ -212,19 +288,14 @@ def main(config: TrainConfig) -> dict:
         progress = json.loads((out / "state" / "progress.json").read_text())
         accelerator.print(f"resumed at step {progress['step']}")
 
-    def tokenize(texts: list[str]) -> dict:
-        batch = encoder.tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
-        return {
-            "input_ids": batch.input_ids.to(accelerator.device),
-            "attention_mask": batch.attention_mask.to(accelerator.device),
-        }
+    tokenize = batch_tokenizer(encoder.tokenizer, accelerator.device)
 
     # Korean inputs: each corpus sentence and its augmented variants; the frozen backbone part computed once
-    kept, pool = variants(train, config.augment, config.seed)
+    kept, pool = variants(train, config.augment, config.seed) if config.loss.korean else ([], [])
     korean_variants = dict(zip(train, kept))
     states = None
     if config.cache_states and accelerator.unwrap_model(model).config.frozen_layers:
-        texts = [p.ko for p in train] + pool + english
+        texts = ([p.ko for p in train] + pool if config.loss.korean else []) + english
         with accelerator.main_process_first():
             states = StateCache.build(accelerator.unwrap_model(model), tokenize, texts, Path(config.cache_dir))
 
@@ -235,10 +306,10 @@ def main(config: TrainConfig) -> dict:
         return model(attention_mask=mask, frozen_states=frozen)
 
     def validate() -> float:
-        report = embedding_metrics(accelerator.unwrap_model(model), tokenize, validation, teacher)
+        report = embedding_metrics(accelerator.unwrap_model(model), tokenize, checked, teacher)
         accelerator.print(f"step {step}\n{format_metrics(report)}")
         progress["history"].append({"step": step, "lr": lr, "loss": loss.item(), **report})
-        return sum(m["token_mse"] + (1 - m.get("pooled_cosine", 1)) for m in report.values())
+        return report
 
     step = progress["step"]
     bar = tqdm(total=config.steps, initial=step, desc="ko_clip", disable=not accelerator.is_main_process)
@@ -247,29 +318,25 @@ def main(config: TrainConfig) -> dict:
         shuffle.manual_seed(config.seed + epoch)  # the same order again after a resume
         for batch in accelerator.skip_first_batches(loader, offset):
             rng = random.Random(config.seed * 1_000_003 + step)  # seeded by step, so a resumed run matches
-            korean = [_pick(korean_variants[p], rng) for p in batch]
+            korean = [_pick(korean_variants[p], rng) for p in batch] if config.loss.korean else []
             if states is None:  # a made-up word would have no cached states
                 korean = [add_noise_word(k, rng) if rng.random() < config.noise_words else k for k in korean]
-            sentences = [p.en for p in batch]
-            targets = {name: _to(teacher(name, sentences), accelerator.device) for name in heads}
-            loss = distillation_loss(student(korean), targets, config)
-            if config.loss.english:
-                loss = loss + config.loss.english * distillation_loss(student(sentences), targets, config)
-            accelerator.backward(loss)
-            accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            lr = schedule.get_last_lr()[0]  # the rate this step used
-            schedule.step()
-            optimizer.zero_grad(set_to_none=True)
+            english_only = _sample(extra, config.english_batch or config.batch_size, config.seed, step, accelerator)
+            batch_english = [p.en for p in batch]
+            loss = step_loss(student, teacher, heads, batch_english, korean, english_only, config, accelerator.device)
+            lr = optimizer_step(accelerator, loss, model, optimizer, schedule, config.grad_clip)
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.4f}")
             if step % config.eval_every == 0 or step == config.steps:
-                score = validate()
+                report = validate()
+                score = sum(m["token_mse"] + (1 - m.get("pooled_cosine", 1)) for m in report.values())
                 if score < progress["best"]:
                     progress["best"] = score
                     if accelerator.is_main_process:
-                        save_student(accelerator.unwrap_model(model), encoder.tokenizer, out / "best")
+                        unwrapped = accelerator.unwrap_model(model)
+                        summary = training_summary(config, unwrapped, sizes, step, report, accelerator.num_processes)
+                        save_student(unwrapped, encoder.tokenizer, out / "best", card_files(summary))
                 progress["step"] = step
                 _save_state(accelerator, out, progress)
             if step >= config.steps:
@@ -279,6 +346,14 @@ def main(config: TrainConfig) -> dict:
         shutil.copytree(out / "best", Path(config.export_dir), dirs_exist_ok=True)
         accelerator.print(f"exported the best student to {config.export_dir}")
     return progress
+
+
+def _sample(extra: list[str], count: int, seed: int, step: int, accelerator: Accelerator) -> list[str]:
+    """`count` English-only sentences for this step and process, drawn by a generator seeded by both (resumable)."""
+    if not extra:
+        return []
+    rng = random.Random(f"english-{seed}-{step}-{accelerator.process_index}")
+    return [extra[i] for i in rng.sample(range(len(extra)), min(count, len(extra)))]
 
 
 def _pick(texts: list[str], rng: random.Random) -> str:

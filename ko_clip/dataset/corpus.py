@@ -1,30 +1,42 @@
-"""Read the AI Hub Korean–English parallel corpus as it ships: xlsx (`원문`/`번역문`), csv and json (`ko`/`en`).
+"""Read Korean–English parallel corpora as they ship: the AI Hub release (xlsx `원문`/`번역문`, csv/json `ko`/`en`)
+and the open corpora's formats: parquet or arrow (ko/en columns, or a `translation` struct as the hub serves
+OPUS-100), JSON Lines or JSON in either layout, Moses pairs (NAME.ko + NAME.en), TMX, and `hf:NAME[:CONFIG][@SPLIT]`
+through `datasets`. The format is detected from the file (`formats.detect`), so any mix works with no conversion.
 
-Reading streams row by row (openpyxl read-only, pandas chunks), so a corpus of millions of pairs is never held
-in memory twice; duplicates are tracked by a 64-bit digest per pair rather than by the text.
+Reading streams (see `formats`), so a corpus of millions of pairs is never held in memory twice; duplicates are
+tracked by a 64-bit digest per pair rather than by the text.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-from openpyxl import load_workbook
+from tqdm import tqdm
+
+from ko_clip.dataset.formats import (
+    HF_PREFIX,
+    CorpusError,
+    detect,
+    moses_pairs,
+    moses_sibling,
+    open_table,
+    tmx_pairs,
+    unreadable,
+)
 
 KOREAN_COLUMNS = ("원문", "ko", "korean", "kor")
 ENGLISH_COLUMNS = ("번역문", "en", "english", "eng")
-SUFFIXES = (".xlsx", ".csv", ".json", ".jsonl")
+TRANSLATION_COLUMN = "translation"
+PARALLEL = ("xlsx", "csv", "json", "jsonl", "parquet", "arrow", "moses", "tmx")
+_LANGUAGES = {"Korean": KOREAN_COLUMNS, "English": ENGLISH_COLUMNS}
 _SPACE = re.compile(r"\s+")
 
-
-class CorpusError(ValueError):
-    """A corpus file that cannot be read as parallel pairs; the message names the file and what is wrong."""
+Source = Path | str  # a file, or an `hf:` entry
 
 
 @dataclass(frozen=True)
@@ -40,89 +52,97 @@ def normalize(text: object) -> str:
     return _SPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
 
 
-def _pick(columns: Iterable[object], wanted: tuple[str, ...], path: Path, language: str) -> str:
+def pick(columns: Iterable[object], wanted: tuple[str, ...], where: object, language: str) -> str:
+    """The first of `wanted` among `columns` (case-insensitive), or an error naming what was found."""
     names = {str(c).strip().lower(): c for c in columns if c is not None}
     for name in wanted:
         if name.lower() in names:
             return names[name.lower()]
     found = ", ".join(str(c) for c in columns if c is not None) or "none"
-    raise CorpusError(f"{path}: no {language} column (expected one of {', '.join(wanted)}; found {found})")
+    raise CorpusError(f"{where}: no {language} column (expected one of {', '.join(wanted)}; found {found})")
 
 
-def _read_xlsx(path: Path) -> Iterator[tuple[object, object]]:
+def table_rows(source: Source, kind: str, languages: dict[str, tuple[str, ...]]) -> Iterator[tuple[object, ...]]:
+    """Rows of a table, one value per language (e.g. {"Korean": KOREAN_COLUMNS}): each from its own column or its
+    field of a `translation` struct column. Columns are resolved before any row is read, so a file lacking one
+    fails at once, naming the columns it has."""
+    table = open_table(source, kind)
+    lowered = {n.lower(): n for n in table.names}
+    columns: list[str] = []
+    for language, wanted in languages.items():
+        if TRANSLATION_COLUMN in lowered and not any(w.lower() in lowered for w in wanted):
+            columns.append(lowered[TRANSLATION_COLUMN])
+        else:
+            columns.append(pick(table.names, wanted, source, language))
+    fields: list[str | None] = [None] * len(columns)  # the struct field each language reads, once seen
+    wanted_by = list(languages.items())
+    for batch in _guarded(source, kind, table.batches(list(dict.fromkeys(columns)))):
+        for values in zip(*(batch[c] for c in columns)):
+            row = []
+            for i, value in enumerate(values):
+                if isinstance(value, dict):
+                    if fields[i] is None:
+                        language, wanted = wanted_by[i]
+                        fields[i] = pick(value, wanted, f"{source}: {columns[i]}", language)
+                    value = value.get(fields[i])
+                row.append(value)
+            yield tuple(row)
+
+
+def _guarded(source: Source, kind: str, batches: Iterator[dict[str, list]]) -> Iterator[dict[str, list]]:
     try:
-        workbook = load_workbook(path, read_only=True, data_only=True)
-    except Exception as error:  # openpyxl raises many types for a damaged file
-        raise CorpusError(f"{path}: not a readable xlsx file ({error})") from error
-    try:
-        rows = workbook.worksheets[0].iter_rows(values_only=True)
-        header = next(rows, None)
-        if header is None:
-            raise CorpusError(f"{path}: the first sheet is empty")
-        ko = header.index(_pick(header, KOREAN_COLUMNS, path, "Korean"))
-        en = header.index(_pick(header, ENGLISH_COLUMNS, path, "English"))
-        for row in rows:
-            yield (row[ko] if ko < len(row) else None, row[en] if en < len(row) else None)
-    finally:
-        workbook.close()
+        yield from batches
+    except CorpusError:
+        raise
+    except Exception as error:  # a damaged file can fail mid-way, in whichever library reads it
+        raise unreadable(source, kind, error) from error
 
 
-def _read_csv(path: Path, chunk_rows: int = 100_000) -> Iterator[tuple[object, object]]:
-    try:
-        chunks = pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=chunk_rows, encoding="utf-8-sig")
-        for chunk in chunks:
-            ko = _pick(chunk.columns, KOREAN_COLUMNS, path, "Korean")
-            en = _pick(chunk.columns, ENGLISH_COLUMNS, path, "English")
-            yield from zip(chunk[ko], chunk[en])
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise CorpusError(f"{path}: not a readable UTF-8 csv file ({error})") from error
+def read_source(source: Source) -> Iterator[tuple[object, object]]:
+    """Raw (Korean, English) values of one file or `hf:` entry."""
+    if isinstance(source, str):
+        return table_rows(source, "hf", _LANGUAGES)
+    kind = detect(source)
+    if kind == "moses":
+        return moses_pairs(source)
+    if kind == "tmx":
+        return tmx_pairs(source)
+    return table_rows(source, kind, _LANGUAGES)
 
 
-def _records(path: Path) -> list:
-    text = path.read_text(encoding="utf-8-sig")
-    if path.suffix == ".jsonl":
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-    data = json.loads(text)
-    if isinstance(data, dict):  # AI Hub wraps the records: {"data": [...]}
-        data = next((v for v in data.values() if isinstance(v, list)), None)
-    if not isinstance(data, list):
-        raise CorpusError(f"{path}: expected a list of records or an object holding one")
-    return data
-
-
-def _read_json(path: Path) -> Iterator[tuple[object, object]]:
-    try:
-        records = _records(path)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CorpusError(f"{path}: not valid UTF-8 JSON ({error})") from error
-    if not records:
-        return
-    if not isinstance(records[0], dict):
-        raise CorpusError(f"{path}: records are {type(records[0]).__name__}, expected objects with ko/en fields")
-    ko = _pick(records[0].keys(), KOREAN_COLUMNS, path, "Korean")
-    en = _pick(records[0].keys(), ENGLISH_COLUMNS, path, "English")
-    for record in records:
-        yield record.get(ko), record.get(en)
-
-
-_READERS = {".xlsx": _read_xlsx, ".csv": _read_csv, ".json": _read_json, ".jsonl": _read_json}
-
-
-def corpus_files(sources: Iterable[str | Path]) -> list[Path]:
-    """Files of `sources`, directories expanded recursively, in a stable order."""
-    files: list[Path] = []
-    for source in map(Path, sources):
+def corpus_files(sources: Iterable[str | Path], kinds: tuple[str, ...] = PARALLEL) -> list[Source]:
+    """Files of `sources` whose format is one of `kinds`, directories expanded recursively, in a stable order;
+    `hf:` entries as they are; a Moses pair once, as its `.ko` file."""
+    sources = list(sources)
+    files: list[Source] = []
+    for entry in sources:
+        if isinstance(entry, str) and entry.startswith(HF_PREFIX):
+            files.append(entry)
+            continue
+        source = Path(entry)
         if source.is_dir():
-            files += sorted(p for p in source.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file())
+            found = (p for p in sorted(source.rglob("*")) if p.is_file() and p.suffix and _kind(p) in kinds)
+            files += [
+                p for p in found if _kind(p) != "moses" or p.suffix.lower() == ".ko" or not moses_sibling(p).exists()
+            ]
         elif source.is_file():
-            if source.suffix.lower() not in SUFFIXES:
-                raise CorpusError(f"{source}: unsupported file type (expected {', '.join(SUFFIXES)})")
-            files.append(source)
+            kind = _kind(source)
+            if kind not in kinds:
+                expected = ", ".join(k for k in kinds if k != "hf")
+                raise CorpusError(f"{source}: unsupported file type (expected {expected}, or hf:NAME[:CONFIG][@SPLIT])")
+            files.append(source if kind != "moses" or source.suffix.lower() == ".ko" else moses_sibling(source))
         else:
             raise CorpusError(f"{source}: no such file or directory")
     if not files:
-        raise CorpusError(f"no corpus files ({', '.join(SUFFIXES)}) in {', '.join(map(str, sources))}")
-    return files
+        raise CorpusError(f"no corpus files ({', '.join(kinds)}) in {', '.join(map(str, sources))}")
+    return list(dict.fromkeys(files))
+
+
+def _kind(path: Path) -> str | None:
+    try:
+        return detect(path)
+    except OSError as error:
+        raise CorpusError(f"{path}: cannot be read ({error})") from error
 
 
 def _digest(text: str) -> int:
@@ -132,8 +152,8 @@ def _digest(text: str) -> int:
 def read_pairs(sources: Iterable[str | Path], max_chars: int = 300) -> Iterator[Pair]:
     """Normalized pairs from every file, without empty, duplicate or overlong (> `max_chars`) pairs."""
     seen: set[int] = set()
-    for path in corpus_files(sources):
-        for ko, en in _READERS[path.suffix.lower()](path):
+    for source in corpus_files(sources):
+        for ko, en in read_source(source):
             pair = Pair(normalize(ko), normalize(en))
             if not pair.ko or not pair.en or len(pair.ko) > max_chars or len(pair.en) > max_chars:
                 continue
@@ -154,6 +174,6 @@ def split_pairs(
     """(train, validation) lists."""
     train: list[Pair] = []
     validation: list[Pair] = []
-    for pair in read_pairs(sources, max_chars):
+    for pair in tqdm(read_pairs(sources, max_chars), desc="corpus", unit=" pairs", mininterval=2, leave=False):
         (validation if is_validation(pair, fraction) else train).append(pair)
     return train, validation

@@ -1,3 +1,7 @@
+import dataclasses
+import json
+import shutil
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -110,3 +114,112 @@ def test_config_files_load_and_overrides_apply():
     )
     with pytest.raises(ValueError, match="unknown key"):
         load_config("embedded", ["lerning_rate=1"])
+
+
+def _read_texts(monkeypatch) -> list[str]:
+    """Every text a student tokenizer is asked to read from now on."""
+    from transformers import PreTrainedTokenizerBase
+
+    texts: list[str] = []
+    call = PreTrainedTokenizerBase.__call__
+
+    def recording(self, text=None, *args, **kwargs):
+        if not type(self).__name__.startswith("CLIP"):  # the teachers' tokenizers read English anyway
+            texts.extend([text] if isinstance(text, str) else list(text or []))
+        return call(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(PreTrainedTokenizerBase, "__call__", recording)
+    return texts
+
+
+def _hangul(text: str) -> bool:
+    return any("\uac00" <= c <= "\ud7a3" or "\u3131" <= c <= "\u318e" for c in text)
+
+
+def test_english_only_training_never_reads_a_korean_sentence(tiny_setup, tmp_path, monkeypatch, tiny_config):
+    texts = _read_texts(monkeypatch)
+    progress = main(tiny_config(tiny_setup, tmp_path, steps=20, korean=0))
+    assert texts and not any(_hangul(t) for t in texts), "neither training nor validation read Korean"
+    assert progress["history"][-1]["base"]["token_mse"] < progress["history"][0]["base"]["token_mse"]
+    card = (tmp_path / "best" / "README.md").read_text(encoding="utf-8")
+    assert "English sides only: no Korean sentence was trained on" in card
+
+
+@pytest.fixture
+def english_prompts(tmp_path):
+    import pandas as pd
+
+    prompts = [f"prompt number {i}, flat design" for i in range(40)]
+    pd.DataFrame({"prompt": prompts, "seed": range(40)}).to_parquet(tmp_path / "prompts.parquet")
+    return tmp_path / "prompts.parquet", prompts
+
+
+def test_an_english_corpus_feeds_the_english_side_and_resumes_exactly(
+    tiny_setup, tmp_path, monkeypatch, tiny_config, english_prompts
+):
+    path, prompts = english_prompts
+
+    def config(out, steps):
+        return dataclasses.replace(
+            tiny_config(tiny_setup, out, steps=steps), english_corpus=[str(path)], english_batch=4
+        )
+
+    import ko_clip.train
+
+    save_state = ko_clip.train._save_state
+
+    def saving(accelerator, out, progress):  # the files a run stopped after step 10 would leave
+        save_state(accelerator, out, progress)
+        if progress["step"] == 10:
+            shutil.copytree(out, tmp_path / "stopped")
+
+    monkeypatch.setattr(ko_clip.train, "_save_state", saving)
+    texts = _read_texts(monkeypatch)
+    straight = main(config(tmp_path / "straight", 20))
+    read = [t for t in texts if t in set(prompts)]
+    assert len(read) == 20 * 4 and len(set(read)) > 20, "4 English-only prompts a step, different ones"
+    texts.clear()
+    resumed = main(config(tmp_path / "stopped", 20))
+    assert resumed["history"] == straight["history"]
+    assert [t for t in texts if t in set(prompts)] == read[40:], "the resumed run drew the same prompts"
+    summary = json.loads((tmp_path / "straight" / "best" / "training.json").read_text(encoding="utf-8"))
+    assert summary["sizes"]["english_only"] == 40 and summary["english_corpus"] == [str(path)]
+
+
+def test_the_encoder_directory_carries_a_model_card(tiny_setup, tmp_path, tiny_config):
+    from ko_clip.__main__ import main as cli
+
+    main(tiny_config(tiny_setup, tmp_path, steps=10))
+    card = (tmp_path / "best" / "README.md").read_text(encoding="utf-8")
+    for expected in ("pairs.csv", "274 training pairs", "| base |", "| refiner |", "step 10 of 10", "token_mse"):
+        assert expected in card
+    probe = {
+        "categories": {"typos": {"korean": {"all_correct": 0.5}, "english": {"all_correct": 1.0}, "ratio": 0.5}},
+        "all": {"korean": {"all_correct": 0.5}, "english": {"all_correct": 1.0}, "ratio": 0.5},
+    }
+    (tmp_path / "probe.json").write_text(json.dumps(probe))
+    assert cli(["card", str(tmp_path / "best"), "--probe", str(tmp_path / "probe.json")]) == 0
+    assert "| typos | 50.0% | 100.0% | 0.50 |" in (tmp_path / "best" / "README.md").read_text(encoding="utf-8")
+
+
+def test_from_pretrained_takes_a_hub_id_from_the_cache_and_fails_clearly_offline(
+    tiny_setup, tmp_path, monkeypatch, tiny_config
+):
+    main(tiny_config(tiny_setup, tmp_path / "run", steps=10))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError, match=r"someone/ko-clip: not an encoder directory here, .*hf download"):
+        KoreanPromptEncoder.from_pretrained("someone/ko-clip")
+    # the hub cache layout huggingface_hub reads offline: refs/main names the snapshot
+    import huggingface_hub
+
+    repo = tmp_path / "hub" / "models--someone--ko-clip"
+    revision = "0" * 40
+    shutil.copytree(tmp_path / "run" / "best", repo / "snapshots" / revision)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    encoder = KoreanPromptEncoder.from_pretrained("someone/ko-clip")
+    local = KoreanPromptEncoder.from_pretrained(tmp_path / "run" / "best")
+    assert torch.equal(
+        encoder.encode(["빨간 원"], "base").prompt_embeds, local.encode(["빨간 원"], "base").prompt_embeds
+    )
