@@ -11,13 +11,15 @@ from pathlib import Path
 
 from PIL import Image, PngImagePlugin
 
+from demo.generation.errors import UserError
+
 ACCEPTED_FORMATS = {"PNG", "JPEG", "WEBP", "BMP", "GIF"}
 CONVERTIBLE_MODES = {"RGB", "RGBA", "L", "LA", "P", "PA", "CMYK", "YCbCr", "1"}
 MIN_SIDE = 16
 MAX_PIXELS = 4096 * 4096
 
 
-class ImageError(ValueError):
+class ImageError(UserError):
     """An image that cannot be used, with a message meant for the person who sent it."""
 
 

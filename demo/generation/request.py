@@ -13,12 +13,13 @@ from dataclasses import dataclass, field, replace
 from PIL import Image
 
 from demo.generation.config import GeneratorConfig
+from demo.generation.errors import UserError
 from demo.generation.images import ImageError, fit, to_rgb
 
 Progress = Callable[[int, int], None]  # (step, total) after every denoising step
 
 
-class GenerationError(ValueError):
+class GenerationError(UserError):
     """A request that cannot be generated, with a message meant for the person who sent it."""
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from demo.generation.errors import UserError
+
 WHITESPACE_CONTROLS = re.compile(r"[\t\n\r\v\f]+")
 C1_CONTROLS = re.compile("[\x80-\x9f]")
 
 
-class TextError(ValueError):
+class TextError(UserError):
     """Text that cannot be stored or encoded, with a message meant for the person who sent it."""
 
 

@@ -14,9 +14,10 @@ from flask import Flask, current_app
 
 from demo.generation.config import GeneratorConfig, load_config
 from demo.generation.request import Progress, Request, Result
+from demo.jobs.local import JobQueue, JobStore
+from demo.jobs.model import JobOutput, Jobs
 from demo.search.seeding import seed_gallery
 from demo.search.service import SearchService, load_search_config
-from demo.web.jobs import JobOutput, JobQueue, Jobs, JobStore
 
 if TYPE_CHECKING:  # the generator's model libraries load in the factory, not with every view
     from demo.generation.pipeline import ImageGenerator
@@ -68,22 +69,26 @@ def init_app(app: Flask, generator: ImageGenerator | None = None, search: Search
 def _jobs(config: dict, data_dir: Path, generator: ImageGenerator | None, search: SearchService) -> Jobs:
     """The job queue: Redis and its workers when `REDIS_URL` is set, else in this process on `generator`."""
     lifetime = config["PERMANENT_SESSION_LIFETIME"].total_seconds()
-    limits = config["QUEUE_SIZE"], config["QUEUE_PER_CLIENT"]
+    limits = {"max_queued": config["QUEUE_SIZE"], "per_owner": config["QUEUE_PER_CLIENT"]}
     if generator is None:
-        from demo.web.redis_jobs import RedisJobs
+        from demo.jobs.redis_front import RedisJobs
 
-        store = partial(store_result, search)
         return RedisJobs.from_url(
             config["REDIS_URL"],
-            store,
-            config["REDIS_PREFIX"],
-            *limits,
-            config["KEEP_JOBS"],
-            config["WORKER_LEASE"],
-            lifetime,
+            store=partial(store_result, search),
+            prefix=config["REDIS_PREFIX"],
+            **limits,
+            keep_finished=config["KEEP_JOBS"],
+            lease=config["WORKER_LEASE"],
+            max_age=lifetime,
         )
-    store = JobStore(data_dir / "jobs.sqlite3", config["KEEP_JOBS"], lifetime)
-    return JobQueue(_runner(generator, search), generator.total_steps, store, *limits)
+    store = JobStore(data_dir / "jobs.sqlite3", keep_finished=config["KEEP_JOBS"], max_age=lifetime)
+    return JobQueue(
+        run=_runner(generator, search),
+        total_steps=generator.total_steps,
+        store=store,
+        **limits,
+    )
 
 
 def store_result(search: SearchService, result: Result, job_id: str | None = None) -> JobOutput:

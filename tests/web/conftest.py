@@ -111,16 +111,20 @@ class ThreadWorkers:
     """`python -m demo.worker` as threads of the test process, on the session's loaded generator."""
 
     def __init__(self, generator, url: str, prefix: str, count: int = 1, lease: float = 10.0) -> None:
-        from demo.web.redis_jobs import Keys
-        from demo.worker import GenerationLoop, GenerationWorker
+        from demo.jobs.redis_common import Keys
+        from demo.jobs.redis_worker import GenerationLoop, WorkerRunner
 
         connection = redis.Redis.from_url(url)
         self.workers = [
-            GenerationWorker(GenerationLoop(generator, connection, Keys(prefix), f"{prefix}-w{i}", lease))
+            WorkerRunner(
+                GenerationLoop(
+                    generator=generator, connection=connection, keys=Keys(prefix), name=f"{prefix}-w{i}", lease=lease
+                )
+            )
             for i in range(count)
         ]
         self.threads = [
-            threading.Thread(target=worker.work, kwargs={"logging_level": "WARNING"}, daemon=True)
+            threading.Thread(target=worker.run, kwargs={"logging_level": "WARNING"}, daemon=True)
             for worker in self.workers
         ]
         for thread in self.threads:

@@ -16,18 +16,9 @@ import redis
 from PIL import Image
 
 from demo.generation.request import Cancelled, GenerationError, Request, Result, total_steps
-from demo.web.jobs import (
-    CANCELLED,
-    INTERRUPTED,
-    Job,
-    JobNotFound,
-    JobOutput,
-    JobQueue,
-    JobStore,
-    QueueFull,
-    TooManyJobs,
-)
-from demo.web.redis_jobs import LOST, RedisJobs
+from demo.jobs.local import JobQueue, JobStore
+from demo.jobs.model import CANCELLED, INTERRUPTED, Job, JobNotFound, JobOutput, JobState, QueueFull, TooManyJobs
+from demo.jobs.redis_front import LOST, RedisJobs
 from tests.web.conftest import BACKENDS, ThreadWorkers
 
 
@@ -85,9 +76,18 @@ class Harness:
     def open(self):
         max_queued, per_owner, keep = self.limits["max_queued"], self.limits["per_owner"], self.limits["keep"]
         if self.backend == "redis":
-            return RedisJobs(redis.Redis.from_url(self.redis_url), output_of, self.prefix, max_queued, per_owner, keep)
-        store = JobStore(self.tmp_path / "jobs.sqlite3", keep)
-        return JobQueue(runner(self.fake), total_steps, store, max_queued, per_owner)
+            return RedisJobs(
+                connection=redis.Redis.from_url(self.redis_url),
+                store=output_of,
+                prefix=self.prefix,
+                max_queued=max_queued,
+                per_owner=per_owner,
+                keep_finished=keep,
+            )
+        store = JobStore(self.tmp_path / "jobs.sqlite3", keep_finished=keep)
+        return JobQueue(
+            run=runner(self.fake), total_steps=total_steps, store=store, max_queued=max_queued, per_owner=per_owner
+        )
 
     def restart(self):
         self.queue.close()
@@ -167,7 +167,8 @@ def test_cancel_a_waiting_job_before_it_runs(harness):
     harness.until(first.id, "me", "running")
     waiting = queue.submit("me", "txt2img", job("never"))
     cancelled = queue.cancel(waiting.id, "me")
-    assert cancelled.status == "failed" and cancelled.error == CANCELLED and queue.position(cancelled) == 0
+    assert cancelled.state is JobState.CANCELLED and cancelled.status == "failed" and cancelled.error == CANCELLED
+    assert queue.position(cancelled) == 0
     fake.go.set()
     queue.wait(queue.submit("me", "txt2img", job("last")).id, "me", timeout=30)
     assert "never" not in fake.started
@@ -181,7 +182,7 @@ def test_cancel_a_running_job_stops_it(harness):
     queue.cancel(running.id, "me")
     fake.go.set()
     stopped = queue.wait(running.id, "me", timeout=30)
-    assert stopped.status == "failed" and stopped.error == CANCELLED and stopped.output is None
+    assert stopped.state is JobState.CANCELLED and stopped.error == CANCELLED and stopped.output is None
 
 
 def test_jobs_are_invisible_to_other_owners(harness):
@@ -245,11 +246,13 @@ def test_jobs_survive_a_restart(harness):
 def test_a_job_running_when_the_process_was_killed_fails_with_a_reason(tmp_path):
     """What kill -9 leaves in the in-process queue's records: one job running, one waiting."""
     store = JobStore(tmp_path / "jobs.sqlite3")
-    store.save(Job("running-id", "me", "txt2img", job("was running"), 3, status="running", step=2))
-    store.save(Job("queued-id", "me", "txt2img", job("was waiting"), 3))
+    running = Job(id="running-id", owner="me", kind="txt2img", request=job("was running"), total_steps=3)
+    running.state, running.step = JobState.RUNNING, 2
+    store.save(running)
+    store.save(Job(id="queued-id", owner="me", kind="txt2img", request=job("was waiting"), total_steps=3))
     store.close()
     fake = FakeGenerator()
-    queue = JobQueue(runner(fake), total_steps, JobStore(tmp_path / "jobs.sqlite3"))
+    queue = JobQueue(run=runner(fake), total_steps=total_steps, store=JobStore(tmp_path / "jobs.sqlite3"))
     try:
         interrupted = queue.get("running-id", "me")
         assert interrupted.status == "failed" and interrupted.error == INTERRUPTED
@@ -263,7 +266,7 @@ def test_a_killed_worker_fails_its_job_and_another_worker_goes_on(redis_url, tmp
     """A real `python -m demo.worker` killed with SIGKILL mid-job: its job fails once the lease lapses (never lost,
     never stored twice), and the job behind it runs on the worker that is left."""
     prefix, lease = f"test-{uuid.uuid4().hex}", 2.0
-    queue = RedisJobs(redis.Redis.from_url(redis_url), output_of, prefix, lease=lease)
+    queue = RedisJobs(connection=redis.Redis.from_url(redis_url), store=output_of, prefix=prefix, lease=lease)
     fake = FakeGenerator(steps=2)
     env = os.environ | {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     command = [sys.executable, "-m", "demo.worker", "--redis", redis_url, "--prefix", prefix, "--lease", str(lease)]
@@ -289,3 +292,12 @@ def test_a_killed_worker_fails_its_job_and_another_worker_goes_on(redis_url, tmp
         if survivor:
             survivor.stop()
         queue.close()
+
+
+def test_the_worker_imports_neither_flask_nor_the_search_service():
+    """A GPU worker loads the generator and the queue's worker side only: not the web app, not the search models."""
+    script = "import sys, demo.worker; print(sorted(m for m in sys.modules if m == 'flask' or m.startswith('demo.')))"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
+    loaded = eval(done.stdout)  # a list of module names
+    assert "demo.jobs.redis_worker" in loaded
+    assert [name for name in loaded if name == "flask" or name.startswith(("demo.web", "demo.search"))] == []

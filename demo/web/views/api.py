@@ -9,10 +9,10 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, jsonify, request, url_for
 
 from demo.generation.request import GenerationError
+from demo.jobs.model import Job, JobNotFound, QueueFull, TooManyJobs
 from demo.search.index import SearchError
 from demo.search.store import GalleryError
 from demo.web.extensions import get_services
-from demo.web.jobs import Job, JobNotFound, QueueFull, TooManyJobs
 from demo.web.serializers import job_json, record_json, result_json
 from demo.web.views.forms import FormError, generation_request, number, owner
 from demo.web.views.gallery import page_of_records

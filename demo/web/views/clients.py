@@ -29,9 +29,9 @@ from werkzeug.exceptions import (
 
 from demo.generation.config import GeneratorConfig
 from demo.generation.request import Request
+from demo.jobs.model import Job, QueueFull, TooManyJobs
 from demo.search.store import Record
 from demo.web.extensions import get_services
-from demo.web.jobs import Job, QueueFull, TooManyJobs
 from demo.web.views.forms import FormError
 
 log = logging.getLogger(__name__)

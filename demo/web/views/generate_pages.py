@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 
 from demo.generation.request import GenerationError
+from demo.jobs.model import JobNotFound, QueueFull, TooManyJobs
 from demo.search.index import SearchError
 from demo.web.extensions import get_services
-from demo.web.jobs import JobNotFound, QueueFull, TooManyJobs
 from demo.web.views.forms import generation_request, owner
 
 bp = Blueprint("generate", __name__)

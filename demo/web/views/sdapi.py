@@ -27,8 +27,8 @@ from werkzeug.exceptions import HTTPException
 from demo.generation.config import resolve
 from demo.generation.images import ImageError, open_upload
 from demo.generation.request import GenerationError, Request, validate
+from demo.jobs.model import Job, JobState
 from demo.web.extensions import get_services
-from demo.web.jobs import CANCELLED, Job
 from demo.web.views.clients import client_blueprint, gallery_records, generate, square_size, stored_png
 from demo.web.views.errors import reason
 from demo.web.views.forms import FormError, number, text_field
@@ -249,8 +249,8 @@ def _run(img2img: bool):
     except (FormError, GenerationError) as error:
         abort(422, str(error))
     job = generate("img2img" if img2img else "txt2img", generation)
-    interrupted = job.error == CANCELLED
-    if job.status == "failed" and not interrupted:
+    interrupted = job.cancelled
+    if job.state is JobState.FAILED:
         abort(500, job.error)
     records = [] if interrupted else gallery_records(job)
     seeds = job.output.seeds if job.output else []
@@ -308,7 +308,7 @@ def progress():
     s = get_services()
     mine = s.jobs.jobs(g.client)
     waiting = _unfinished(mine)
-    running = next((job for job in waiting if job.status == "running"), None)
+    running = next((job for job in waiting if job.state is JobState.RUNNING), None)
     done = running.step / running.total_steps if running and running.total_steps else 0.0
     elapsed = time.time() - running.started if running and running.started else 0.0
     if running:
@@ -319,7 +319,7 @@ def progress():
         textinfo = None
     state = {
         "skipped": False,
-        "interrupted": bool(mine) and mine[0].error == CANCELLED,
+        "interrupted": bool(mine) and mine[0].cancelled,
         "job": running.id if running else "",
         "job_count": len(waiting),
         "job_no": 0,
