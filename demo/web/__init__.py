@@ -38,6 +38,8 @@ DEFAULTS: dict[str, Any] = {
     "SEARCH_CONFIG": None,  # a YAML of demo.search.service.SearchConfig keys; None: the embedded models
     "DATA_DIR": None,  # gallery, index and secret key; None: the instance folder
     "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,  # uploads, bytes
+    "DECODE_MEMORY": 512 * 1024 * 1024,  # bytes all uploads being decoded at once may take (estimated from headers)
+    "DECODE_WAIT": 10.0,  # seconds a decode waits for room in DECODE_MEMORY before the request gets 503
     "QUEUE_SIZE": 16,  # jobs that may wait, all clients together; more are refused with 503
     "QUEUE_PER_CLIENT": 4,  # jobs one client may have waiting; more are refused with 429, nobody else is
     "KEEP_JOBS": 50,  # finished jobs remembered per client, for their pages

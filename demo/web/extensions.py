@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from flask import Flask, current_app
 
 from demo.generation.config import GeneratorConfig, load_config
+from demo.generation.images import DecodeBudget
 from demo.generation.request import Progress, Request, Result
 from demo.jobs.local import JobQueue, JobStore
 from demo.jobs.model import JobOutput, Jobs
@@ -34,6 +35,7 @@ class Services:
     config: GeneratorConfig  # what requests are validated against
     search: SearchService
     jobs: Jobs
+    decoding: DecodeBudget  # memory for decoding uploads, shared by every request
     generator: ImageGenerator | None = None  # None on a Redis front: the workers hold the models
 
 
@@ -59,7 +61,8 @@ def init_app(app: Flask, generator: ImageGenerator | None = None, search: Search
         search_config = load_search_config(config["SEARCH_CONFIG"])
         search = SearchService.open(config["DATA_DIR"], search_config, device=device, generator=generator)
     jobs = _jobs(config, Path(config["DATA_DIR"]), generator, search)
-    services = app.extensions[EXTENSION] = Services(generation, search, jobs, generator)
+    decoding = DecodeBudget(config["DECODE_MEMORY"], config["DECODE_WAIT"])
+    services = app.extensions[EXTENSION] = Services(generation, search, jobs, decoding, generator)
     seeding = Path(config["DATA_DIR"]) / "seeding"  # from the first seed image to the last: a restart resumes
     if generator and config["SEED_GALLERY"] and (len(search) == 0 or seeding.exists()):
         _seed_in_background(search, generator, seeding, config["SEED_GALLERY"], config["SEED_GALLERY_STEPS"])

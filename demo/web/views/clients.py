@@ -28,15 +28,15 @@ from werkzeug.exceptions import (
 )
 
 from demo.generation.config import GeneratorConfig
-from demo.generation.request import Request
+from demo.generation.errors import N_
+from demo.generation.request import Request, RequestError
 from demo.jobs.model import Job, QueueFull, TooManyJobs
 from demo.search.store import Record
 from demo.web.extensions import get_services
-from demo.web.views.forms import FormError
 
 log = logging.getLogger(__name__)
 
-SIZE = re.compile(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*")
+SIZE = re.compile(r"\s*(\d{1,6})\s*[xX×]\s*(\d{1,6})\s*")  # no side has more than 6 digits
 
 
 def api_keys() -> list[str]:
@@ -102,7 +102,7 @@ def square_size(width: int | None, height: int | None, config: GeneratorConfig) 
         return config.size, []
     width, height = width or height, height or width
     if width <= 0 or height <= 0:
-        raise FormError("width and height must be positive")
+        raise RequestError(N_("width and height must be positive"), code="size_not_positive", field="size")
     if width == height and width in config.sizes:
         return width, []
     size = min(config.sizes, key=lambda s: (abs(s - max(width, height)), -s))
@@ -111,10 +111,15 @@ def square_size(width: int | None, height: int | None, config: GeneratorConfig) 
 
 
 def parse_size(value: str) -> tuple[int, int]:
-    """ "WxH" as (width, height); `FormError` for anything else."""
+    """ "WxH" as (width, height); `RequestError` for anything else."""
     match = SIZE.fullmatch(value)
     if not match:
-        raise FormError(f"size must be WIDTHxHEIGHT, such as 512x512, not {value!r}")
+        raise RequestError(
+            N_("size must be WIDTHxHEIGHT, such as 512x512, not %(value)s"),
+            code="size_unreadable",
+            params={"value": repr(value[:40])},
+            field="size",
+        )
     return int(match[1]), int(match[2])
 
 
