@@ -293,3 +293,23 @@ def demo_server(tmp_path_factory):
 def keyed_demo_server(tmp_path_factory):
     """The app with `KOIMG_API_KEYS` set: every client call needs one of `API_KEYS`."""
     yield from served_demo(tmp_path_factory.mktemp("keyed-demo-server"), API_KEYS=",".join(API_KEYS))
+
+
+@pytest.fixture
+def live():
+    """`live(app)`: the app served by waitress with the production settings (`demo.web.server`) on a free loopback
+    port, in this process (so tests can hold its generator); yields the base URL. Closed after the test."""
+    from demo.web.server import create_server
+
+    servers = []
+
+    def start(app) -> str:
+        server = create_server(app)
+        threading.Thread(target=server.run, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.effective_port}"
+
+    yield start
+    for server in servers:
+        server.close()
+        server.task_dispatcher.shutdown(timeout=5)

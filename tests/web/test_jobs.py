@@ -17,9 +17,19 @@ from PIL import Image
 
 from demo.generation.request import Cancelled, GenerationError, Request, Result, total_steps
 from demo.jobs.local import JobQueue, JobStore
-from demo.jobs.model import CANCELLED, INTERRUPTED, Job, JobNotFound, JobOutput, JobState, QueueFull, TooManyJobs
+from demo.jobs.model import (
+    CANCELLED,
+    INTERRUPTED,
+    Job,
+    JobNotFound,
+    JobOutput,
+    JobState,
+    QueueFull,
+    QueueUnavailable,
+    TooManyJobs,
+)
 from demo.jobs.redis_front import LOST, RedisJobs
-from tests.web.conftest import BACKENDS, ThreadWorkers
+from tests.web.conftest import BACKENDS, RedisServer, ThreadWorkers, free_port
 
 
 class FakeGenerator:
@@ -301,3 +311,75 @@ def test_the_worker_imports_neither_flask_nor_the_search_service():
     loaded = eval(done.stdout)  # a list of module names
     assert "demo.jobs.redis_worker" in loaded
     assert [name for name in loaded if name == "flask" or name.startswith(("demo.web", "demo.search"))] == []
+
+
+def test_a_redis_restart_loses_nothing_and_stops_no_worker(tmp_path):
+    """Redis (appendonly yes) stopped and started again while a worker runs a job and while the front stores a
+    result: during the outage the queue refuses with QueueUnavailable (the API's 503); after it the running job
+    ends done, the result being stored is stored, the worker is still there and new jobs run."""
+    server = RedisServer(tmp_path, appendonly=True)
+    prefix, storing, stored = f"test-{uuid.uuid4().hex}", threading.Event(), threading.Event()
+    stored.set()
+
+    def store(result: Result, job_id: str) -> JobOutput:
+        storing.set()
+        assert stored.wait(60)
+        return output_of(result)
+
+    queue = RedisJobs(connection=redis.Redis.from_url(server.url), store=store, prefix=prefix)
+    fake = FakeGenerator()
+    workers = ThreadWorkers(fake, server.url, prefix)
+    try:
+        fake.go.clear()
+        running = queue.submit("me", "txt2img", job("running through the outage"))
+        for _ in range(3000):
+            if queue.get(running.id, "me").state is JobState.RUNNING:
+                break
+            threading.Event().wait(0.01)
+        server.stop()
+        with pytest.raises(QueueUnavailable, match="cannot be reached"):
+            queue.submit("me", "txt2img", job("refused"))
+        with pytest.raises(QueueUnavailable):
+            queue.get(running.id, "me")
+        fake.go.set()  # the job finishes while Redis is down: the worker holds its outcome until Redis is back
+        server.start()
+        assert queue.wait(running.id, "me", timeout=60).state is JobState.DONE
+
+        stored.clear()  # now Redis goes away while the front is storing a result
+        second = queue.submit("me", "txt2img", job("stored through the outage"))
+        assert storing.wait(60)
+        server.stop()
+        stored.set()
+        server.start()
+        assert queue.wait(second.id, "me", timeout=60).state is JobState.DONE
+        assert queue.redis.llen(queue.keys.storing) == 0
+
+        after = queue.submit("you", "txt2img", job("after the restart"))
+        assert queue.wait(after.id, "you", timeout=60).state is JobState.DONE
+        assert fake.started == ["running through the outage", "stored through the outage", "after the restart"]
+        assert all(thread.is_alive() for thread in workers.threads)  # no worker quit
+    finally:
+        fake.go.set()
+        stored.set()
+        workers.stop()
+        queue.close()
+        server.stop()
+
+
+def test_an_unreachable_queue_is_a_503_with_the_reason_on_every_api(make_app, prompt):
+    """With Redis down, every call that needs the queue answers 503 and why, in each API's shape; never a 500."""
+    client = make_app(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0").test_client()
+    calls = [
+        client.post("/api/txt2img", json={"prompt": prompt}),
+        client.get("/api/jobs"),
+        client.get("/api/jobs/some-id"),
+        client.post("/sdapi/v1/txt2img", json={"prompt": prompt}),
+        client.get("/sdapi/v1/progress"),
+        client.post("/v1/images/generations", json={"prompt": prompt}),
+        client.get("/"),
+    ]
+    assert [answer.status_code for answer in calls] == [503] * len(calls)
+    assert calls[0].json["code"] == "queue_unavailable" and "cannot be reached" in calls[0].json["error"]
+    assert "cannot be reached" in calls[3].json["detail"]
+    assert calls[5].json["error"]["type"] == "server_error" and "cannot be reached" in calls[5].json["error"]["message"]
+    assert "cannot be reached" in calls[6].get_data(as_text=True)
