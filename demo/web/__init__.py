@@ -57,6 +57,8 @@ DEFAULTS: dict[str, Any] = {
     "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
     "API_KEYS": None,  # /sdapi/v1 and /v1 clients: a list (or "k1,k2"); None: told apart by source address
     "CLIENT_API_TIMEOUT": 600,  # seconds a blocking /sdapi/v1 or /v1 generation waits before answering 504
+    "CLIENT_API_CALLS": 6,  # server threads blocking /sdapi/v1 and /v1 generations may hold, all clients (of 16)
+    "CLIENT_API_CALLS_PER_CLIENT": 2,  # … and one client; more are refused at once (429, or 503 for all)
 }
 
 SECURITY_HEADERS = {

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -13,10 +16,11 @@ from typing import TYPE_CHECKING
 from flask import Flask, current_app
 
 from demo.generation.config import GeneratorConfig, load_config
+from demo.generation.errors import N_
 from demo.generation.images import DecodeBudget
 from demo.generation.request import Progress, Request, Result
 from demo.jobs.local import JobQueue, JobStore
-from demo.jobs.model import JobOutput, Jobs
+from demo.jobs.model import JobOutput, Jobs, QueueFull, TooManyJobs
 from demo.search.seeding import seed_gallery
 from demo.search.service import SearchService, load_search_config
 
@@ -28,6 +32,41 @@ log = logging.getLogger(__name__)
 EXTENSION = "demo"  # the key in `app.extensions`
 
 
+class BlockingCalls:
+    """The server threads that blocking client calls (`/sdapi/v1` and `/v1` generation, which wait for their images)
+    may hold: `per_client` for one client, `total` for all, so the pages and `/api` always have threads left to
+    answer with. One more call is refused at once: 429 when it is this client's share, 503 when it is everyone's."""
+
+    def __init__(self, total: int, per_client: int) -> None:
+        self.total, self.per_client = total, per_client
+        self.held: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def hold(self, client: str) -> Iterator[None]:
+        with self._lock:
+            if self.held[client] >= self.per_client:
+                raise TooManyJobs(
+                    N_("you already have %(count)d calls waiting for their images; wait for one, then try again"),
+                    code="too_many_calls",
+                    params={"count": self.held[client]},
+                )
+            if self.held.total() >= self.total:
+                raise QueueFull(
+                    N_("the server is already waiting on %(count)d generations for API clients; try again shortly"),
+                    code="too_many_calls_in_all",
+                    params={"count": self.total},
+                )
+            self.held[client] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.held[client] -= 1
+                if not self.held[client]:
+                    del self.held[client]
+
+
 @dataclass
 class Services:
     """The heavy objects, created once per app and shared by every request."""
@@ -36,6 +75,7 @@ class Services:
     search: SearchService
     jobs: Jobs
     decoding: DecodeBudget  # memory for decoding uploads, shared by every request
+    calls: BlockingCalls  # server threads blocking /sdapi/v1 and /v1 generation calls may hold
     generator: ImageGenerator | None = None  # None on a Redis front: the workers hold the models
 
 
@@ -62,7 +102,8 @@ def init_app(app: Flask, generator: ImageGenerator | None = None, search: Search
         search = SearchService.open(config["DATA_DIR"], search_config, device=device, generator=generator)
     jobs = _jobs(config, Path(config["DATA_DIR"]), generator, search)
     decoding = DecodeBudget(config["DECODE_MEMORY"], config["DECODE_WAIT"])
-    services = app.extensions[EXTENSION] = Services(generation, search, jobs, decoding, generator)
+    calls = BlockingCalls(config["CLIENT_API_CALLS"], config["CLIENT_API_CALLS_PER_CLIENT"])
+    services = app.extensions[EXTENSION] = Services(generation, search, jobs, decoding, calls, generator)
     seeding = Path(config["DATA_DIR"]) / "seeding"  # from the first seed image to the last: a restart resumes
     if generator and config["SEED_GALLERY"] and (len(search) == 0 or seeding.exists()):
         _seed_in_background(search, generator, seeding, config["SEED_GALLERY"], config["SEED_GALLERY_STEPS"])

@@ -6,8 +6,13 @@ Jobs belong to the session cookie that created them: keep cookies between calls 
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, jsonify, request, url_for
+from urllib.parse import urlsplit
 
+from flask import Blueprint, abort, current_app, jsonify, request, url_for
+from flask_wtf.csrf import validate_csrf
+from wtforms import ValidationError
+
+from demo.generation.errors import N_, UserError
 from demo.generation.images import ImageError
 from demo.generation.request import GenerationError, read_number
 from demo.jobs.model import Job, JobNotFound
@@ -21,6 +26,32 @@ from demo.web.views.gallery import page_of_records
 from demo.web.views.search import search_k
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+SAME_ORIGIN = {"same-origin", "none"}  # Sec-Fetch-Site of this site's own pages, and of a user's own typing
+
+
+def from_another_origin() -> bool:
+    """Whether the browser says this request comes from a page of another origin. `Sec-Fetch-Site` where the
+    browser sends it; else `Origin`, compared with the host asked for. SameSite=Lax cookies do not tell ports or
+    subdomains of one site apart; this does. curl and scripts send neither header."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site.lower() not in SAME_ORIGIN
+    origin = request.headers.get("Origin")
+    return origin is not None and urlsplit(origin).netloc.lower() != request.host.lower()
+
+
+@bp.before_request
+def refuse_cross_origin_writes():
+    """No cross-origin writes with a user's cookie: a page on another port of this host may `fetch()` a multipart
+    POST with credentials (no CORS preflight for that). Unless it carries the token the pages send (`X-CSRFToken`),
+    such a request is a 403 before it touches the session."""
+    if request.method in ("GET", "HEAD", "OPTIONS") or not from_another_origin():
+        return
+    try:
+        validate_csrf(request.headers.get("X-CSRFToken"))
+    except ValidationError:
+        reason = N_("this request came from a page of another site or origin; send it from this site's pages")
+        raise refusal(403, UserError(reason, code="cross_origin")) from None
 
 
 def _job_response(job: Job, status: int = 200):
