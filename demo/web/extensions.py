@@ -17,7 +17,7 @@ from flask import Flask, current_app
 
 from demo.generation.config import GeneratorConfig, load_config
 from demo.generation.errors import N_
-from demo.generation.images import DecodeBudget
+from demo.generation.images import DecodeBudget, return_freed_images_to_the_system
 from demo.generation.request import Progress, Request, Result
 from demo.jobs.local import JobQueue, JobStore
 from demo.jobs.model import JobOutput, Jobs, QueueFull, TooManyJobs
@@ -102,6 +102,7 @@ def init_app(app: Flask, generator: ImageGenerator | None = None, search: Search
         search = SearchService.open(config["DATA_DIR"], search_config, device=device, generator=generator)
     jobs = _jobs(config, Path(config["DATA_DIR"]), generator, search)
     decoding = DecodeBudget(config["DECODE_MEMORY"], config["DECODE_WAIT"])
+    return_freed_images_to_the_system()  # else the budget bounds decodes at once, not the memory they leave
     calls = BlockingCalls(config["CLIENT_API_CALLS"], config["CLIENT_API_CALLS_PER_CLIENT"])
     services = app.extensions[EXTENSION] = Services(generation, search, jobs, decoding, calls, generator)
     seeding = Path(config["DATA_DIR"]) / "seeding"  # from the first seed image to the last: a restart resumes

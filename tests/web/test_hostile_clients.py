@@ -148,7 +148,7 @@ def test_concurrent_large_decodes_share_one_memory_budget(make_app, monkeypatch)
     """16 lossless WebPs of 4096² at once took 350 MB each (RSS 1.4 → 4.2 GB). Now decodes share DECODE_MEMORY:
     with room for one here, the others wait their turn (or, past DECODE_WAIT, get 503 with the reason)."""
     side = 2048  # 4096² is what the attack sent; a quarter of it is as good a test, four times faster
-    app = make_app(DECODE_MEMORY=side * side * 24, DECODE_WAIT=120)
+    app = make_app(DECODE_MEMORY=side * side * 28, DECODE_WAIT=120)
     get_services(app).search.add(Image.new("RGB", (64, 64), "white"), "흰 배경")  # something to find
     budget, data = get_services(app).decoding, lossless_webp(side)
     inside, most, gate = [0], [0], threading.Event()
