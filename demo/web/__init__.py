@@ -6,7 +6,7 @@ model) and `python -m demo.worker` processes, one per GPU, take the jobs from Re
 
     python -m demo [--port 5000] [--host 127.0.0.1] [--config embedded]       # the README's run command
     flask --app demo.app run                                                  # development
-    waitress-serve --host 0.0.0.0 --port 8000 --call demo.app:create_app      # real use
+    waitress-serve --host 0.0.0.0 --port 8000 --call demo.app:create_app      # real use, with demo.web.server's flags
 
 Configuration, later wins: the defaults below, `instance/app.yaml` (same keys), environment variables
 `KOIMG_<KEY>` (e.g. `KOIMG_GENERATOR_CONFIG=sd2-sdxl`, `KOIMG_MAX_CONTENT_LENGTH=5000000`), then `test_config`.
