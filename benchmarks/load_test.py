@@ -276,7 +276,7 @@ def main() -> int:
     steps = args.steps or (25 if args.redis else 4)
     port = args.port or free_port()
     base = f"http://{HOST}:{port}"
-    from demo.web.redis_jobs import LOST
+    from demo.jobs.redis_front import LOST
 
     with tempfile.TemporaryDirectory() as data, ExitStack() as cleanup:
         env = os.environ | {"HF_HUB_OFFLINE": "1", "KOIMG_SEED_GALLERY": "0"}

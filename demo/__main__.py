@@ -1,7 +1,7 @@
 """Start the web app: `python -m demo [--port 5000] [--host 127.0.0.1] [--config embedded]`.
 
-Served by waitress (a production WSGI server, threads for the page requests; generation runs in the app's own
-worker thread); debug mode is never on here.
+Served by waitress (a production WSGI server, threads for the page requests, set as `demo.web.server` says;
+generation runs in the app's own worker thread); debug mode is never on here.
 """
 
 from __future__ import annotations
@@ -21,9 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", help="gallery, index and secret key (default: instance/)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from waitress import serve
-
     from demo.web import create_app
+    from demo.web.server import serve
 
     overrides = {key: value for key, value in (("GENERATOR_CONFIG", args.config), ("DATA_DIR", args.data_dir)) if value}
     try:
@@ -32,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"한국어 이미지 생성기: http://{args.host}:{args.port}/  (Ctrl+C to stop)", flush=True)
-    serve(app, host=args.host, port=args.port, threads=8)
+    serve(app, args.host, args.port)
     return 0
 
 

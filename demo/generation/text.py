@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from demo.generation.errors import N_, UserError
+
 WHITESPACE_CONTROLS = re.compile(r"[\t\n\r\v\f]+")
 C1_CONTROLS = re.compile("[\x80-\x9f]")
 
 
-class TextError(ValueError):
+class TextError(UserError):
     """Text that cannot be stored or encoded, with a message meant for the person who sent it."""
 
 
@@ -26,7 +28,12 @@ def clean_text(text: str, name: str = "prompt") -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise TextError(f"{name} contains characters that are not valid Unicode text (lone surrogates)") from None
+        raise TextError(
+            N_("%(field)s contains characters that are not valid Unicode text (lone surrogates)"),
+            code="text_not_unicode",
+            params={"field": name},
+            field=name,
+        ) from None
     return without_controls(text)
 
 

@@ -170,6 +170,12 @@ class SearchService:
         self._check(k, min_score)
         return self._results(self.embedder.embed_text(query), k, min_score)
 
+    @property
+    def image_side(self) -> int:
+        """The square CLIP looks at: an uploaded query image is cut down to it before anything else."""
+        crop = self.embedder.processor.crop_size
+        return max(crop["height"], crop["width"])
+
     def search_image(
         self, image: Image.Image | bytes, k: int = 5, min_score: float | None = None
     ) -> list[SearchResult]:
@@ -181,8 +187,7 @@ class SearchService:
             raise SearchError(str(error)) from error
         # CLIP's processor resizes the short side first: 16×1,048,576 px would become 224×14.7M. Cropping the
         # centre square first (what the processor keeps anyway) bounds its memory and time for any upload.
-        crop = self.embedder.processor.crop_size
-        image = fit(image, max(crop["height"], crop["width"]))
+        image = fit(image, self.image_side)
         return self._results(self.embedder.embed_images([image])[0], k, min_score)
 
     def _check(self, k: int, min_score: float | None) -> None:

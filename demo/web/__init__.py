@@ -6,7 +6,7 @@ model) and `python -m demo.worker` processes, one per GPU, take the jobs from Re
 
     python -m demo [--port 5000] [--host 127.0.0.1] [--config embedded]       # the README's run command
     flask --app demo.app run                                                  # development
-    waitress-serve --host 0.0.0.0 --port 8000 --call demo.app:create_app      # real use
+    waitress-serve --host 0.0.0.0 --port 8000 --call demo.app:create_app      # real use, with demo.web.server's flags
 
 Configuration, later wins: the defaults below, `instance/app.yaml` (same keys), environment variables
 `KOIMG_<KEY>` (e.g. `KOIMG_GENERATOR_CONFIG=sd2-sdxl`, `KOIMG_MAX_CONTENT_LENGTH=5000000`), then `test_config`.
@@ -38,6 +38,8 @@ DEFAULTS: dict[str, Any] = {
     "SEARCH_CONFIG": None,  # a YAML of demo.search.service.SearchConfig keys; None: the embedded models
     "DATA_DIR": None,  # gallery, index and secret key; None: the instance folder
     "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,  # uploads, bytes
+    "DECODE_MEMORY": 512 * 1024 * 1024,  # bytes all uploads being decoded at once may take (estimated from headers)
+    "DECODE_WAIT": 10.0,  # seconds a decode waits for room in DECODE_MEMORY before the request gets 503
     "QUEUE_SIZE": 16,  # jobs that may wait, all clients together; more are refused with 503
     "QUEUE_PER_CLIENT": 4,  # jobs one client may have waiting; more are refused with 429, nobody else is
     "KEEP_JOBS": 50,  # finished jobs remembered per client, for their pages
@@ -55,6 +57,8 @@ DEFAULTS: dict[str, Any] = {
     "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
     "API_KEYS": None,  # /sdapi/v1 and /v1 clients: a list (or "k1,k2"); None: told apart by source address
     "CLIENT_API_TIMEOUT": 600,  # seconds a blocking /sdapi/v1 or /v1 generation waits before answering 504
+    "CLIENT_API_CALLS": 6,  # server threads blocking /sdapi/v1 and /v1 generations may hold, all clients (of 16)
+    "CLIENT_API_CALLS_PER_CLIENT": 2,  # … and one client; more are refused at once (429, or 503 for all)
 }
 
 SECURITY_HEADERS = {

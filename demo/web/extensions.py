@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -13,10 +16,13 @@ from typing import TYPE_CHECKING
 from flask import Flask, current_app
 
 from demo.generation.config import GeneratorConfig, load_config
+from demo.generation.errors import N_
+from demo.generation.images import DecodeBudget, return_freed_images_to_the_system
 from demo.generation.request import Progress, Request, Result
+from demo.jobs.local import JobQueue, JobStore
+from demo.jobs.model import JobOutput, Jobs, QueueFull, TooManyJobs
 from demo.search.seeding import seed_gallery
 from demo.search.service import SearchService, load_search_config
-from demo.web.jobs import JobOutput, JobQueue, Jobs, JobStore
 
 if TYPE_CHECKING:  # the generator's model libraries load in the factory, not with every view
     from demo.generation.pipeline import ImageGenerator
@@ -26,6 +32,41 @@ log = logging.getLogger(__name__)
 EXTENSION = "demo"  # the key in `app.extensions`
 
 
+class BlockingCalls:
+    """The server threads that blocking client calls (`/sdapi/v1` and `/v1` generation, which wait for their images)
+    may hold: `per_client` for one client, `total` for all, so the pages and `/api` always have threads left to
+    answer with. One more call is refused at once: 429 when it is this client's share, 503 when it is everyone's."""
+
+    def __init__(self, total: int, per_client: int) -> None:
+        self.total, self.per_client = total, per_client
+        self.held: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def hold(self, client: str) -> Iterator[None]:
+        with self._lock:
+            if self.held[client] >= self.per_client:
+                raise TooManyJobs(
+                    N_("you already have %(count)d calls waiting for their images; wait for one, then try again"),
+                    code="too_many_calls",
+                    params={"count": self.held[client]},
+                )
+            if self.held.total() >= self.total:
+                raise QueueFull(
+                    N_("the server is already waiting on %(count)d generations for API clients; try again shortly"),
+                    code="too_many_calls_in_all",
+                    params={"count": self.total},
+                )
+            self.held[client] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.held[client] -= 1
+                if not self.held[client]:
+                    del self.held[client]
+
+
 @dataclass
 class Services:
     """The heavy objects, created once per app and shared by every request."""
@@ -33,6 +74,8 @@ class Services:
     config: GeneratorConfig  # what requests are validated against
     search: SearchService
     jobs: Jobs
+    decoding: DecodeBudget  # memory for decoding uploads, shared by every request
+    calls: BlockingCalls  # server threads blocking /sdapi/v1 and /v1 generation calls may hold
     generator: ImageGenerator | None = None  # None on a Redis front: the workers hold the models
 
 
@@ -58,7 +101,10 @@ def init_app(app: Flask, generator: ImageGenerator | None = None, search: Search
         search_config = load_search_config(config["SEARCH_CONFIG"])
         search = SearchService.open(config["DATA_DIR"], search_config, device=device, generator=generator)
     jobs = _jobs(config, Path(config["DATA_DIR"]), generator, search)
-    services = app.extensions[EXTENSION] = Services(generation, search, jobs, generator)
+    decoding = DecodeBudget(config["DECODE_MEMORY"], config["DECODE_WAIT"])
+    return_freed_images_to_the_system()  # else the budget bounds decodes at once, not the memory they leave
+    calls = BlockingCalls(config["CLIENT_API_CALLS"], config["CLIENT_API_CALLS_PER_CLIENT"])
+    services = app.extensions[EXTENSION] = Services(generation, search, jobs, decoding, calls, generator)
     seeding = Path(config["DATA_DIR"]) / "seeding"  # from the first seed image to the last: a restart resumes
     if generator and config["SEED_GALLERY"] and (len(search) == 0 or seeding.exists()):
         _seed_in_background(search, generator, seeding, config["SEED_GALLERY"], config["SEED_GALLERY_STEPS"])
@@ -68,22 +114,26 @@ def init_app(app: Flask, generator: ImageGenerator | None = None, search: Search
 def _jobs(config: dict, data_dir: Path, generator: ImageGenerator | None, search: SearchService) -> Jobs:
     """The job queue: Redis and its workers when `REDIS_URL` is set, else in this process on `generator`."""
     lifetime = config["PERMANENT_SESSION_LIFETIME"].total_seconds()
-    limits = config["QUEUE_SIZE"], config["QUEUE_PER_CLIENT"]
+    limits = {"max_queued": config["QUEUE_SIZE"], "per_owner": config["QUEUE_PER_CLIENT"]}
     if generator is None:
-        from demo.web.redis_jobs import RedisJobs
+        from demo.jobs.redis_front import RedisJobs
 
-        store = partial(store_result, search)
         return RedisJobs.from_url(
             config["REDIS_URL"],
-            store,
-            config["REDIS_PREFIX"],
-            *limits,
-            config["KEEP_JOBS"],
-            config["WORKER_LEASE"],
-            lifetime,
+            store=partial(store_result, search),
+            prefix=config["REDIS_PREFIX"],
+            **limits,
+            keep_finished=config["KEEP_JOBS"],
+            lease=config["WORKER_LEASE"],
+            max_age=lifetime,
         )
-    store = JobStore(data_dir / "jobs.sqlite3", config["KEEP_JOBS"], lifetime)
-    return JobQueue(_runner(generator, search), generator.total_steps, store, *limits)
+    store = JobStore(data_dir / "jobs.sqlite3", keep_finished=config["KEEP_JOBS"], max_age=lifetime)
+    return JobQueue(
+        run=_runner(generator, search),
+        total_steps=generator.total_steps,
+        store=store,
+        **limits,
+    )
 
 
 def store_result(search: SearchService, result: Result, job_id: str | None = None) -> JobOutput:

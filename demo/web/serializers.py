@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import url_for
 
+from demo.jobs.model import Job
 from demo.search import service
 from demo.search.service import SearchResult
 from demo.search.store import Record
-from demo.web.jobs import CANCELLED, Job
 
 
 def image_url(name: str) -> str:
@@ -36,6 +36,6 @@ def job_json(job: Job, position: int) -> dict:
         "seeds": output.seeds if output else [],
         "notes": output.notes if output else [],
         "error": job.error,
-        "cancelled": job.error == CANCELLED,
+        "cancelled": job.cancelled,
         "prompt": job.request.prompt,
     }

@@ -83,44 +83,66 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory):
-    """A redis-server on 127.0.0.1 for the whole session (installed by `make test`), stopped after."""
-    folder = tmp_path_factory.mktemp("redis")
-    for _ in range(5):  # another process may take the free port before the server binds it
-        port = free_port()
-        command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        server = subprocess.Popen([*command, "--dir", str(folder)], stdout=subprocess.DEVNULL)
-        client = redis.Redis(port=port)
-        while server.poll() is None:
+class RedisServer:
+    """A redis-server of the tests' own on 127.0.0.1 (installed by `make test`), which a test may stop and start again
+    on the same port and folder, as an operator restarting Redis would."""
+
+    def __init__(self, folder: Path, appendonly: bool = False) -> None:
+        self.folder, self.appendonly, self.process = folder, appendonly, None
+        for _ in range(5):  # another process may take the free port before the server binds it
+            self.port = free_port()
+            if self.start():
+                return
+        raise RuntimeError("redis-server did not start")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> bool:
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        command += ["--appendonly", "yes" if self.appendonly else "no", "--dir", str(self.folder)]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port)
+        while self.process.poll() is None:
             try:
                 client.ping()
-                break
-            except redis.ConnectionError:
+                return True
+            except redis.ConnectionError:  # not listening yet (or still loading its append-only file)
                 time.sleep(0.01)
-        if server.poll() is None:
-            break
-    else:
-        raise RuntimeError("redis-server did not start")
-    yield f"redis://127.0.0.1:{port}/0"
-    server.terminate()
-    server.wait(timeout=30)
+        return False
+
+    def stop(self) -> None:
+        self.process.terminate()  # a clean shutdown: the append-only file is flushed
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """A redis-server for the whole session, stopped after."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server.url
+    server.stop()
 
 
 class ThreadWorkers:
     """`python -m demo.worker` as threads of the test process, on the session's loaded generator."""
 
     def __init__(self, generator, url: str, prefix: str, count: int = 1, lease: float = 10.0) -> None:
-        from demo.web.redis_jobs import Keys
-        from demo.worker import GenerationLoop, GenerationWorker
+        from demo.jobs.redis_common import Keys
+        from demo.jobs.redis_worker import GenerationLoop, WorkerRunner
 
         connection = redis.Redis.from_url(url)
         self.workers = [
-            GenerationWorker(GenerationLoop(generator, connection, Keys(prefix), f"{prefix}-w{i}", lease))
+            WorkerRunner(
+                GenerationLoop(
+                    generator=generator, connection=connection, keys=Keys(prefix), name=f"{prefix}-w{i}", lease=lease
+                )
+            )
             for i in range(count)
         ]
         self.threads = [
-            threading.Thread(target=worker.work, kwargs={"logging_level": "WARNING"}, daemon=True)
+            threading.Thread(target=worker.run, kwargs={"logging_level": "WARNING"}, daemon=True)
             for worker in self.workers
         ]
         for thread in self.threads:
@@ -271,3 +293,23 @@ def demo_server(tmp_path_factory):
 def keyed_demo_server(tmp_path_factory):
     """The app with `KOIMG_API_KEYS` set: every client call needs one of `API_KEYS`."""
     yield from served_demo(tmp_path_factory.mktemp("keyed-demo-server"), API_KEYS=",".join(API_KEYS))
+
+
+@pytest.fixture
+def live():
+    """`live(app)`: the app served by waitress with the production settings (`demo.web.server`) on a free loopback
+    port, in this process (so tests can hold its generator); yields the base URL. Closed after the test."""
+    from demo.web.server import create_server
+
+    servers = []
+
+    def start(app) -> str:
+        server = create_server(app)
+        threading.Thread(target=server.run, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.effective_port}"
+
+    yield start
+    for server in servers:
+        server.close()
+        server.task_dispatcher.shutdown(timeout=5)

@@ -16,19 +16,20 @@ import redis
 from PIL import Image
 
 from demo.generation.request import Cancelled, GenerationError, Request, Result, total_steps
-from demo.web.jobs import (
+from demo.jobs.local import JobQueue, JobStore
+from demo.jobs.model import (
     CANCELLED,
     INTERRUPTED,
     Job,
     JobNotFound,
     JobOutput,
-    JobQueue,
-    JobStore,
+    JobState,
     QueueFull,
+    QueueUnavailable,
     TooManyJobs,
 )
-from demo.web.redis_jobs import LOST, RedisJobs
-from tests.web.conftest import BACKENDS, ThreadWorkers
+from demo.jobs.redis_front import LOST, RedisJobs
+from tests.web.conftest import BACKENDS, RedisServer, ThreadWorkers, free_port
 
 
 class FakeGenerator:
@@ -85,9 +86,18 @@ class Harness:
     def open(self):
         max_queued, per_owner, keep = self.limits["max_queued"], self.limits["per_owner"], self.limits["keep"]
         if self.backend == "redis":
-            return RedisJobs(redis.Redis.from_url(self.redis_url), output_of, self.prefix, max_queued, per_owner, keep)
-        store = JobStore(self.tmp_path / "jobs.sqlite3", keep)
-        return JobQueue(runner(self.fake), total_steps, store, max_queued, per_owner)
+            return RedisJobs(
+                connection=redis.Redis.from_url(self.redis_url),
+                store=output_of,
+                prefix=self.prefix,
+                max_queued=max_queued,
+                per_owner=per_owner,
+                keep_finished=keep,
+            )
+        store = JobStore(self.tmp_path / "jobs.sqlite3", keep_finished=keep)
+        return JobQueue(
+            run=runner(self.fake), total_steps=total_steps, store=store, max_queued=max_queued, per_owner=per_owner
+        )
 
     def restart(self):
         self.queue.close()
@@ -167,7 +177,8 @@ def test_cancel_a_waiting_job_before_it_runs(harness):
     harness.until(first.id, "me", "running")
     waiting = queue.submit("me", "txt2img", job("never"))
     cancelled = queue.cancel(waiting.id, "me")
-    assert cancelled.status == "failed" and cancelled.error == CANCELLED and queue.position(cancelled) == 0
+    assert cancelled.state is JobState.CANCELLED and cancelled.status == "failed" and cancelled.error == CANCELLED
+    assert queue.position(cancelled) == 0
     fake.go.set()
     queue.wait(queue.submit("me", "txt2img", job("last")).id, "me", timeout=30)
     assert "never" not in fake.started
@@ -181,7 +192,7 @@ def test_cancel_a_running_job_stops_it(harness):
     queue.cancel(running.id, "me")
     fake.go.set()
     stopped = queue.wait(running.id, "me", timeout=30)
-    assert stopped.status == "failed" and stopped.error == CANCELLED and stopped.output is None
+    assert stopped.state is JobState.CANCELLED and stopped.error == CANCELLED and stopped.output is None
 
 
 def test_jobs_are_invisible_to_other_owners(harness):
@@ -245,11 +256,13 @@ def test_jobs_survive_a_restart(harness):
 def test_a_job_running_when_the_process_was_killed_fails_with_a_reason(tmp_path):
     """What kill -9 leaves in the in-process queue's records: one job running, one waiting."""
     store = JobStore(tmp_path / "jobs.sqlite3")
-    store.save(Job("running-id", "me", "txt2img", job("was running"), 3, status="running", step=2))
-    store.save(Job("queued-id", "me", "txt2img", job("was waiting"), 3))
+    running = Job(id="running-id", owner="me", kind="txt2img", request=job("was running"), total_steps=3)
+    running.state, running.step = JobState.RUNNING, 2
+    store.save(running)
+    store.save(Job(id="queued-id", owner="me", kind="txt2img", request=job("was waiting"), total_steps=3))
     store.close()
     fake = FakeGenerator()
-    queue = JobQueue(runner(fake), total_steps, JobStore(tmp_path / "jobs.sqlite3"))
+    queue = JobQueue(run=runner(fake), total_steps=total_steps, store=JobStore(tmp_path / "jobs.sqlite3"))
     try:
         interrupted = queue.get("running-id", "me")
         assert interrupted.status == "failed" and interrupted.error == INTERRUPTED
@@ -263,7 +276,7 @@ def test_a_killed_worker_fails_its_job_and_another_worker_goes_on(redis_url, tmp
     """A real `python -m demo.worker` killed with SIGKILL mid-job: its job fails once the lease lapses (never lost,
     never stored twice), and the job behind it runs on the worker that is left."""
     prefix, lease = f"test-{uuid.uuid4().hex}", 2.0
-    queue = RedisJobs(redis.Redis.from_url(redis_url), output_of, prefix, lease=lease)
+    queue = RedisJobs(connection=redis.Redis.from_url(redis_url), store=output_of, prefix=prefix, lease=lease)
     fake = FakeGenerator(steps=2)
     env = os.environ | {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     command = [sys.executable, "-m", "demo.worker", "--redis", redis_url, "--prefix", prefix, "--lease", str(lease)]
@@ -289,3 +302,84 @@ def test_a_killed_worker_fails_its_job_and_another_worker_goes_on(redis_url, tmp
         if survivor:
             survivor.stop()
         queue.close()
+
+
+def test_the_worker_imports_neither_flask_nor_the_search_service():
+    """A GPU worker loads the generator and the queue's worker side only: not the web app, not the search models."""
+    script = "import sys, demo.worker; print(sorted(m for m in sys.modules if m == 'flask' or m.startswith('demo.')))"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
+    loaded = eval(done.stdout)  # a list of module names
+    assert "demo.jobs.redis_worker" in loaded
+    assert [name for name in loaded if name == "flask" or name.startswith(("demo.web", "demo.search"))] == []
+
+
+def test_a_redis_restart_loses_nothing_and_stops_no_worker(tmp_path):
+    """Redis (appendonly yes) stopped and started again while a worker runs a job and while the front stores a
+    result: during the outage the queue refuses with QueueUnavailable (the API's 503); after it the running job
+    ends done, the result being stored is stored, the worker is still there and new jobs run."""
+    server = RedisServer(tmp_path, appendonly=True)
+    prefix, storing, stored = f"test-{uuid.uuid4().hex}", threading.Event(), threading.Event()
+    stored.set()
+
+    def store(result: Result, job_id: str) -> JobOutput:
+        storing.set()
+        assert stored.wait(60)
+        return output_of(result)
+
+    queue = RedisJobs(connection=redis.Redis.from_url(server.url), store=store, prefix=prefix)
+    fake = FakeGenerator()
+    workers = ThreadWorkers(fake, server.url, prefix)
+    try:
+        fake.go.clear()
+        running = queue.submit("me", "txt2img", job("running through the outage"))
+        for _ in range(3000):
+            if queue.get(running.id, "me").state is JobState.RUNNING:
+                break
+            threading.Event().wait(0.01)
+        server.stop()
+        with pytest.raises(QueueUnavailable, match="cannot be reached"):
+            queue.submit("me", "txt2img", job("refused"))
+        with pytest.raises(QueueUnavailable):
+            queue.get(running.id, "me")
+        fake.go.set()  # the job finishes while Redis is down: the worker holds its outcome until Redis is back
+        server.start()
+        assert queue.wait(running.id, "me", timeout=60).state is JobState.DONE
+
+        stored.clear()  # now Redis goes away while the front is storing a result
+        second = queue.submit("me", "txt2img", job("stored through the outage"))
+        assert storing.wait(60)
+        server.stop()
+        stored.set()
+        server.start()
+        assert queue.wait(second.id, "me", timeout=60).state is JobState.DONE
+        assert queue.redis.llen(queue.keys.storing) == 0
+
+        after = queue.submit("you", "txt2img", job("after the restart"))
+        assert queue.wait(after.id, "you", timeout=60).state is JobState.DONE
+        assert fake.started == ["running through the outage", "stored through the outage", "after the restart"]
+        assert all(thread.is_alive() for thread in workers.threads)  # no worker quit
+    finally:
+        fake.go.set()
+        stored.set()
+        workers.stop()
+        queue.close()
+        server.stop()
+
+
+def test_an_unreachable_queue_is_a_503_with_the_reason_on_every_api(make_app, prompt):
+    """With Redis down, every call that needs the queue answers 503 and why, in each API's shape; never a 500."""
+    client = make_app(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0").test_client()
+    calls = [
+        client.post("/api/txt2img", json={"prompt": prompt}),
+        client.get("/api/jobs"),
+        client.get("/api/jobs/some-id"),
+        client.post("/sdapi/v1/txt2img", json={"prompt": prompt}),
+        client.get("/sdapi/v1/progress"),
+        client.post("/v1/images/generations", json={"prompt": prompt}),
+        client.get("/"),
+    ]
+    assert [answer.status_code for answer in calls] == [503] * len(calls)
+    assert calls[0].json["code"] == "queue_unavailable" and "cannot be reached" in calls[0].json["error"]
+    assert "cannot be reached" in calls[3].json["detail"]
+    assert calls[5].json["error"]["type"] == "server_error" and "cannot be reached" in calls[5].json["error"]["message"]
+    assert "cannot be reached" in calls[6].get_data(as_text=True)

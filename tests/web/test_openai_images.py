@@ -42,11 +42,11 @@ def test_url_images_are_served_png_files(demo_server, prompt):
 @pytest.mark.parametrize(
     ("fields", "param", "message"),
     [
-        ({"prompt": ""}, "prompt", "prompt must be a non-empty string"),
+        ({"prompt": ""}, "prompt", "the prompt is empty"),
         ({"n": 9}, "n", "n must be between 1 and 4"),
         ({"size": "big"}, "size", "size must be WIDTHxHEIGHT"),
         ({"response_format": "jpeg"}, "response_format", "response_format must be one of"),
-        ({"prompt": "가" * 301}, None, "at most 300 characters"),
+        ({"prompt": "가" * 301}, "prompt", "at most 300 characters"),
     ],
 )
 def test_bad_input_raises_the_sdks_bad_request_error(demo_server, prompt, fields, param, message):

@@ -101,7 +101,7 @@ def _unprocessable(raised: pytest.ExceptionInfo) -> str:
         ({"steps": 1000}, "steps must be between 1 and 100"),
         ({"batch_size": 3, "n_iter": 2}, "batch_size × n_iter must be between 1 and 4"),
         ({"batch_size": 0}, "batch_size × n_iter must be between 1 and 4"),
-        ({"cfg_scale": 99}, "guidance must be between"),
+        ({"cfg_scale": 99}, "cfg_scale must be between"),
         ({"seed": -2}, "seed must be between"),
     ],
 )

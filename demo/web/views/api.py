@@ -6,19 +6,52 @@ Jobs belong to the session cookie that created them: keep cookies between calls 
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, jsonify, request, url_for
+from urllib.parse import urlsplit
 
-from demo.generation.request import GenerationError
+from flask import Blueprint, abort, current_app, jsonify, request, url_for
+from flask_wtf.csrf import validate_csrf
+from wtforms import ValidationError
+
+from demo.generation.errors import N_, UserError
+from demo.generation.images import ImageError
+from demo.generation.request import GenerationError, read_number
+from demo.jobs.model import Job, JobNotFound
 from demo.search.index import SearchError
 from demo.search.store import GalleryError
 from demo.web.extensions import get_services
-from demo.web.jobs import Job, JobNotFound, QueueFull, TooManyJobs
 from demo.web.serializers import job_json, record_json, result_json
-from demo.web.views.forms import FormError, generation_request, number, owner
+from demo.web.views.errors import refusal
+from demo.web.views.forms import decode, generation_request, owner
 from demo.web.views.gallery import page_of_records
 from demo.web.views.search import search_k
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+SAME_ORIGIN = {"same-origin", "none"}  # Sec-Fetch-Site of this site's own pages, and of a user's own typing
+
+
+def from_another_origin() -> bool:
+    """Whether the browser says this request comes from a page of another origin. `Sec-Fetch-Site` where the
+    browser sends it; else `Origin`, compared with the host asked for. SameSite=Lax cookies do not tell ports or
+    subdomains of one site apart; this does. curl and scripts send neither header."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site.lower() not in SAME_ORIGIN
+    origin = request.headers.get("Origin")
+    return origin is not None and urlsplit(origin).netloc.lower() != request.host.lower()
+
+
+@bp.before_request
+def refuse_cross_origin_writes():
+    """No cross-origin writes with a user's cookie: a page on another port of this host may `fetch()` a multipart
+    POST with credentials (no CORS preflight for that). Unless it carries the token the pages send (`X-CSRFToken`),
+    such a request is a 403 before it touches the session."""
+    if request.method in ("GET", "HEAD", "OPTIONS") or not from_another_origin():
+        return
+    try:
+        validate_csrf(request.headers.get("X-CSRFToken"))
+    except ValidationError:
+        reason = N_("this request came from a page of another site or origin; send it from this site's pages")
+        raise refusal(403, UserError(reason, code="cross_origin")) from None
 
 
 def _job_response(job: Job, status: int = 200):
@@ -30,16 +63,12 @@ def _job_response(job: Job, status: int = 200):
 
 
 def _submit(kind: str, fields, upload=None):
-    s = get_services()
+    """Queue the request (a full queue is 429 or 503, answered by `errors`)."""
     try:
-        job = s.jobs.submit(owner(), kind, generation_request(fields, s.config, upload))
+        generation = generation_request(fields, upload)
     except GenerationError as error:
-        abort(400, str(error))
-    except TooManyJobs as error:
-        abort(429, str(error))
-    except QueueFull as error:
-        abort(503, str(error))
-    return _job_response(job, 202)
+        raise refusal(400, error) from error
+    return _job_response(get_services().jobs.submit(owner(), kind, generation), 202)
 
 
 @bp.post("/txt2img")
@@ -94,15 +123,17 @@ def search():
     """GET ?q=TEXT&k=5[&min_score=0.5] by text; POST multipart `image` (and k, min_score) by image."""
     s = get_services()
     try:
-        k, floor = search_k(), number(request.values, "min_score", float)
+        k, floor = search_k(), read_number(request.values, "min_score", float)
         if request.method == "POST":
             upload = request.files.get("image")
             if upload is None or not upload.filename:
                 abort(400, "send the image as a multipart file field named 'image'")
-            results = s.search.search_image(upload.read(), k, floor)
+            results = s.search.search_image(decode(upload.read(), s.search.image_side), k, floor)
         else:
             results = s.search.search_text(request.args.get("q", ""), k, floor)
-    except (SearchError, FormError) as error:
+    except (GenerationError, ImageError) as error:
+        raise refusal(400, error) from error
+    except SearchError as error:
         abort(400, str(error))
     return jsonify({"query": request.args.get("q"), "k": k, "results": [result_json(r) for r in results]})
 
@@ -112,6 +143,8 @@ def gallery():
     """The newest records (`?before=<id>` pages back), as the gallery page shows them."""
     try:
         records = page_of_records(current_app.config["PAGE_SIZE"])
-    except (FormError, GalleryError) as error:
+    except GenerationError as error:
+        raise refusal(400, error) from error
+    except GalleryError as error:
         abort(400, str(error))
     return jsonify([record_json(record) for record in records])

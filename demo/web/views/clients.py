@@ -15,6 +15,7 @@ import hashlib
 import logging
 import re
 import secrets
+import time
 from collections.abc import Callable
 
 from flask import Blueprint, abort, current_app, g, request
@@ -22,21 +23,22 @@ from werkzeug.exceptions import (
     GatewayTimeout,
     HTTPException,
     InternalServerError,
-    ServiceUnavailable,
-    TooManyRequests,
     Unauthorized,
 )
 
 from demo.generation.config import GeneratorConfig
-from demo.generation.request import Request
+from demo.generation.errors import N_
+from demo.generation.images import DecodeBusy
+from demo.generation.request import Request, RequestError
+from demo.jobs.model import Job, QueueFull
 from demo.search.store import Record
 from demo.web.extensions import get_services
-from demo.web.jobs import Job, QueueFull, TooManyJobs
-from demo.web.views.forms import FormError
+from demo.web.views.errors import busy_status, refusal
 
 log = logging.getLogger(__name__)
 
-SIZE = re.compile(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*")
+HANG_UP_CHECK = 0.5  # seconds between looks at whether a blocking call's client is still there
+SIZE = re.compile(r"\s*(\d{1,6})\s*[xX×]\s*(\d{1,6})\s*")  # no side has more than 6 digits
 
 
 def api_keys() -> list[str]:
@@ -90,6 +92,8 @@ def client_blueprint(name: str, prefix: str, render_error: Callable[[HTTPExcepti
         abort(404, f"{prefix}/{path} is not part of this API")
 
     bp.register_error_handler(HTTPException, render_error)
+    for busy in (QueueFull, DecodeBusy):  # Redis down, a full queue, no room to decode: 429 or 503, with why
+        bp.register_error_handler(busy, lambda error: render_error(refusal(busy_status(error), error)))
     bp.register_error_handler(Exception, unexpected)
     bp.add_url_rule("/<path:path>", "unknown", unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     return bp
@@ -102,7 +106,7 @@ def square_size(width: int | None, height: int | None, config: GeneratorConfig) 
         return config.size, []
     width, height = width or height, height or width
     if width <= 0 or height <= 0:
-        raise FormError("width and height must be positive")
+        raise RequestError(N_("width and height must be positive"), code="size_not_positive", field="size")
     if width == height and width in config.sizes:
         return width, []
     size = min(config.sizes, key=lambda s: (abs(s - max(width, height)), -s))
@@ -111,27 +115,44 @@ def square_size(width: int | None, height: int | None, config: GeneratorConfig) 
 
 
 def parse_size(value: str) -> tuple[int, int]:
-    """ "WxH" as (width, height); `FormError` for anything else."""
+    """ "WxH" as (width, height); `RequestError` for anything else."""
     match = SIZE.fullmatch(value)
     if not match:
-        raise FormError(f"size must be WIDTHxHEIGHT, such as 512x512, not {value!r}")
+        raise RequestError(
+            N_("size must be WIDTHxHEIGHT, such as 512x512, not %(value)s"),
+            code="size_unreadable",
+            params={"value": repr(value[:40])},
+            field="size",
+        )
     return int(match[1]), int(match[2])
 
 
 def generate(kind: str, generation: Request) -> Job:
-    """Queue a validated request as this client's job and block until it has finished, as A1111 and OpenAI do."""
-    jobs = get_services().jobs
-    try:
-        job = jobs.submit(g.client, kind, generation)
-    except TooManyJobs as error:
-        raise TooManyRequests(str(error)) from error
-    except QueueFull as error:
-        raise ServiceUnavailable(str(error)) from error
-    timeout = current_app.config["CLIENT_API_TIMEOUT"]
-    job = jobs.wait(job.id, g.client, timeout)
-    if not job.finished_or_failed:
-        raise GatewayTimeout(f"still generating after {timeout} s; the images will appear in the gallery")
+    """Queue a validated request as this client's job and block until it has finished, as A1111 and OpenAI do.
+
+    The call holds one of the server threads `BlockingCalls` lends to such calls (refused with 429 or 503 when
+    this client, or all of them, hold their share). A client that hangs up while it waits cancels its job: waitress
+    (with `channel_request_lookahead`) says so through `waitress.client_disconnected`."""
+    s = get_services()
+    with s.calls.hold(g.client):
+        job = s.jobs.submit(g.client, kind, generation)
+        timeout = current_app.config["CLIENT_API_TIMEOUT"]
+        deadline, hung_up = time.monotonic() + timeout, request.environ.get("waitress.client_disconnected")
+        while not job.finished_or_failed:
+            if hung_up is not None and hung_up():
+                s.jobs.cancel(job.id, g.client)
+                log.info("%s hung up: its job %s is cancelled", g.client, job.id)
+                raise ClientClosedRequest()
+            if (left := deadline - time.monotonic()) <= 0:
+                raise GatewayTimeout(f"still generating after {timeout} s; the images will appear in the gallery")
+            job = s.jobs.wait(job.id, g.client, min(HANG_UP_CHECK, left))
     return job
+
+
+class ClientClosedRequest(HTTPException):
+    """The client went away before its answer (nginx's 499); nobody reads this."""
+
+    code, description = 499, "the client closed the connection"
 
 
 def gallery_records(job: Job) -> list[Record]:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, render_template, request, send_file
 
+from demo.generation.request import GenerationError, read_number
 from demo.search.store import GalleryError
 from demo.web.extensions import get_services
-from demo.web.views.forms import FormError, number
 
 bp = Blueprint("gallery", __name__)
 
 
 def page_of_records(limit: int):
     """The records older than `?before=<record id>` (all when absent), newest first."""
-    before = number(request.args, "before", int, "before (a record id)")
+    before = read_number(request.args, "before", int, "before (a record id)")
     return get_services().search.store.history(limit=limit, before=before)
 
 
@@ -22,7 +22,7 @@ def gallery():
     limit = current_app.config["PAGE_SIZE"]
     try:
         records = page_of_records(limit)
-    except (FormError, GalleryError) as error:
+    except (GenerationError, GalleryError) as error:
         abort(400, str(error))
     older = records[-1].id if len(records) == limit else None
     return render_template("gallery.html", records=records, older=older)

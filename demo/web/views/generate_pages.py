@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 
+from demo.generation.images import DecodeBusy
 from demo.generation.request import GenerationError
+from demo.jobs.model import JobNotFound, QueueFull, TooManyJobs
 from demo.search.index import SearchError
 from demo.web.extensions import get_services
-from demo.web.jobs import JobNotFound, QueueFull, TooManyJobs
 from demo.web.views.forms import generation_request, owner
 
 bp = Blueprint("generate", __name__)
@@ -26,12 +27,12 @@ def _submit(kind: str):
     if kind == "img2img" and (upload is None or not upload.filename):
         return _form_page(kind, "이미지 파일을 골라 주세요 (choose an image file)", 400)
     try:
-        job = s.jobs.submit(owner(), kind, generation_request(request.form, s.config, upload))
+        job = s.jobs.submit(owner(), kind, generation_request(request.form, upload))
     except GenerationError as error:
         return _form_page(kind, str(error), 400)
     except TooManyJobs as error:
         return _form_page(kind, str(error), 429)
-    except QueueFull as error:
+    except (QueueFull, DecodeBusy) as error:
         return _form_page(kind, str(error), 503)
     return redirect(url_for("generate.job", job_id=job.id), code=303)
 

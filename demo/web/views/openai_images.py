@@ -15,23 +15,24 @@ from flask import jsonify, request, url_for
 from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
 
 from demo.generation.config import GeneratorConfig
-from demo.generation.request import GenerationError, Request, validate
+from demo.generation.request import GenerationError, parse_request
 from demo.web.extensions import get_services
 from demo.web.views.clients import client_blueprint, gallery_records, generate, parse_size, square_size, stored_png
-from demo.web.views.errors import reason
-from demo.web.views.forms import FormError, number
+from demo.web.views.errors import reason, refusal
 
 RESPONSE_FORMATS = ("url", "b64_json")
+PARAMS = {"prompt": "prompt", "negative_prompt": "prompt", "num_images": "n", "size": "size"}  # ours → OpenAI's
 
 
 def _error(error: HTTPException):
     code = error.code or 500
     kind = {401: "authentication_error", 404: "not_found_error"}.get(code, "invalid_request_error")
+    user_error = getattr(error, "user_error", None)
     body = {
         "message": reason(error),
         "type": "server_error" if code >= 500 else kind,
-        "param": getattr(error, "param", None),
-        "code": "invalid_api_key" if code == 401 else None,
+        "param": getattr(error, "param", None) or PARAMS.get(getattr(user_error, "field", None)),
+        "code": "invalid_api_key" if code == 401 else getattr(user_error, "code", None),
     }
     response = jsonify({"error": body})
     response.status_code = code
@@ -54,20 +55,15 @@ def _size(value, config: GeneratorConfig) -> int:
         return config.size
     if not isinstance(value, str):
         _invalid("size must be a string such as 512x512", "size")
-    try:
-        return square_size(*parse_size(value), config)[0]
-    except FormError as error:
-        _invalid(str(error), "size")
+    return square_size(*parse_size(value), config)[0]
 
 
 @bp.post("/images/generations")
 def generations():
+    """OpenAI's fields mapped onto the one request parser: `n` is our number of images, `size` "WxH" our size."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         _invalid("send a JSON object with Content-Type: application/json")
-    prompt = body.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
-        _invalid("prompt must be a non-empty string", "prompt")
     if body.get("stream"):
         _invalid("streaming is not supported here", "stream")
     response_format = body.get("response_format") or "url"
@@ -75,17 +71,11 @@ def generations():
         _invalid(f"response_format must be one of {', '.join(RESPONSE_FORMATS)}", "response_format")
     config = get_services().config
     try:
-        n = number(body, "n", int, "n")
-    except FormError as error:
-        _invalid(str(error), "n")
-    n = 1 if n is None else n
-    if not 1 <= n <= config.limits.max_images:
-        _invalid(f"n must be between 1 and {config.limits.max_images}", "n")
-    size = _size(body.get("size"), config)
-    try:
-        generation = validate(config, Request(prompt=prompt, size=size, num_images=n))
+        size = _size(body.get("size"), config)
+        fields = {"prompt": body.get("prompt"), "num_images": body.get("n"), "size": size}
+        generation = parse_request(fields, config, labels={"num_images": "n"})
     except GenerationError as error:
-        _invalid(str(error))
+        raise refusal(400, error) from error
     job = generate("txt2img", generation)
     if job.status == "failed":
         raise InternalServerError(job.error)

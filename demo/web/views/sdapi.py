@@ -25,13 +25,14 @@ from PIL import Image
 from werkzeug.exceptions import HTTPException
 
 from demo.generation.config import resolve
-from demo.generation.images import ImageError, open_upload
-from demo.generation.request import GenerationError, Request, validate
+from demo.generation.errors import N_
+from demo.generation.images import ImageError
+from demo.generation.request import GenerationError, Request, RequestError, parse_request, read_number
+from demo.jobs.model import Job, JobState
 from demo.web.extensions import get_services
-from demo.web.jobs import CANCELLED, Job
 from demo.web.views.clients import client_blueprint, gallery_records, generate, square_size, stored_png
-from demo.web.views.errors import reason
-from demo.web.views.forms import FormError, number, text_field
+from demo.web.views.errors import reason, refusal
+from demo.web.views.forms import decode
 
 
 def _error(error: HTTPException):
@@ -71,6 +72,7 @@ UNHONOURED = {  # A1111 fields this server cannot honour, with the values that a
     "mask": ("",),
 }
 RESIZE_MODES = {0: "just resize", 1: "crop and resize", 2: "resize and fill", 3: "just resize (latent upscale)"}
+LABELS = {"guidance": "cfg_scale", "strength": "denoising_strength", "num_images": "batch_size × n_iter"}
 DEFAULT_SWITCH_AT = 0.8  # A1111's refiner_switch_at when a refiner checkpoint is named without it
 
 
@@ -129,16 +131,33 @@ def _body() -> dict:
     return fields
 
 
-def _init_image(fields: dict) -> Image.Image:
+def _init_image(fields: dict) -> bytes:
+    """The bytes of the first of `init_images` (base64, with or without a `data:image/…;base64,` prefix)."""
     images = fields.get("init_images")
     if not isinstance(images, list) or not images or not isinstance(images[0], str):
-        raise FormError("init_images must be a list holding a base64 image")
-    encoded = images[0].split(",", 1)[1] if images[0].startswith("data:") else images[0]
+        raise RequestError(
+            N_("init_images must be a list holding a base64 image"), code="init_images_missing", field="init_images"
+        )
+    encoded, data_url = images[0], images[0].startswith("data:")
+    if data_url:
+        _, comma, encoded = encoded.partition(",")
     try:
-        return open_upload(base64.b64decode(encoded))
-    except ValueError as error:  # binascii.Error or ImageError
-        message = str(error) if isinstance(error, ImageError) else "not valid base64"
-        raise FormError(f"init_images[0]: {message}") from error
+        if data_url and not comma:
+            raise ValueError("a data: URL without its data")
+        return base64.b64decode(encoded)
+    except ValueError as error:  # binascii.Error, non-ASCII text
+        raise RequestError(
+            N_("init_images[0]: not valid base64"), code="init_images_not_base64", field="init_images"
+        ) from error
+
+
+def _decode_init_image(data: bytes, side: int, stretch: bool) -> Image.Image:
+    try:
+        return decode(data, side, stretch)
+    except ImageError as error:
+        raise RequestError(
+            N_("init_images[0]: %(reason)s"), code=error.code, params={"reason": str(error)}, field="init_images"
+        ) from error
 
 
 def _picked(wanted: Any, *available: str) -> bool:
@@ -146,26 +165,36 @@ def _picked(wanted: Any, *available: str) -> bool:
 
 
 def _generation(fields: dict, img2img: bool) -> tuple[Request, list[str]]:
-    """Our request for an A1111 txt2img/img2img body, and a note for each field it cannot honour."""
+    """Our request for an A1111 txt2img/img2img body, and a note for each field it cannot honour: A1111's names
+    mapped onto the one request parser (`cfg_scale` is our guidance, `denoising_strength` our strength)."""
     config = get_services().config
     notes = [
         f"{name}={fields[name]!r} is not supported here and was ignored"
         for name, neutral in UNHONOURED.items()
         if fields.get(name) not in (None, *neutral)
     ]
-    size, size_notes = square_size(number(fields, "width"), number(fields, "height"), config)
+    size, size_notes = square_size(read_number(fields, "width"), read_number(fields, "height"), config)
     notes += size_notes
-    batch_size, n_iter = (number(fields, name) for name in ("batch_size", "n_iter"))
+    batch_size, n_iter = (read_number(fields, name) for name in ("batch_size", "n_iter"))
     batch_size, n_iter = 1 if batch_size is None else batch_size, 1 if n_iter is None else n_iter
     if batch_size < 1 or n_iter < 1 or batch_size * n_iter > config.limits.max_images:
-        raise FormError(f"batch_size × n_iter must be between 1 and {config.limits.max_images}")
-    seed = number(fields, "seed")
+        raise RequestError(
+            N_("batch_size × n_iter must be between 1 and %(limit)d"),
+            code="num_images_out_of_range",
+            params={"limit": config.limits.max_images},
+            field="batch_size",
+        )
+    seed = read_number(fields, "seed")
     refiner, refiner_strength = None, None
     if fields.get("refiner_checkpoint") not in (None, "", "None"):
-        switch_at = number(fields, "refiner_switch_at", float)
+        switch_at = read_number(fields, "refiner_switch_at", float)
         switch_at = DEFAULT_SWITCH_AT if switch_at is None else switch_at
         if not 0 <= switch_at < 1:
-            raise FormError("refiner_switch_at must be at least 0 and below 1")
+            raise RequestError(
+                N_("refiner_switch_at must be at least 0 and below 1"),
+                code="refiner_switch_at_out_of_range",
+                field="refiner_switch_at",
+            )
         refiner, refiner_strength = True, 1 - switch_at
         if fields["refiner_checkpoint"] != config.refiner:
             notes.append(f"refiner_checkpoint {fields['refiner_checkpoint']!r}: this server's refiner ran")
@@ -176,41 +205,51 @@ def _generation(fields: dict, img2img: bool) -> tuple[Request, list[str]]:
     if not _picked(fields.get("scheduler"), schedule, "automatic"):
         notes.append(f"scheduler {fields['scheduler']!r} is not available: {schedule} ran")
     notes += _override_notes(fields.get("override_settings"))
-    init_image = strength = None
+    image = None
     if img2img:
-        mode = number(fields, "resize_mode") or 0
+        mode = read_number(fields, "resize_mode") or 0
         if mode not in RESIZE_MODES:
-            raise FormError("resize_mode must be 0, 1, 2 or 3")
-        init_image, strength = _init_image(fields), number(fields, "denoising_strength", float)
-        if mode in (0, 3):
-            init_image = init_image.resize((size, size), Image.Resampling.LANCZOS)
+            raise RequestError(N_("resize_mode must be 0, 1, 2 or 3"), code="resize_mode_unknown", field="resize_mode")
+        data = _init_image(fields)
+        image = functools.partial(_decode_init_image, data, stretch=mode in (0, 3))
         if mode in (2, 3):
             ran = RESIZE_MODES[1 if mode == 2 else 0]
             notes.append(f"resize_mode {mode} ({RESIZE_MODES[mode]}) is not supported here: {ran} ran")
         if len(fields["init_images"]) > 1:
             notes.append("only the first of init_images was used")
-    generation = Request(
-        prompt=text_field(fields, "prompt"),
-        negative_prompt=text_field(fields, "negative_prompt"),
-        seed=None if seed == -1 else seed,
-        steps=number(fields, "steps"),
-        guidance=number(fields, "cfg_scale", float),
-        size=size,
-        num_images=batch_size * n_iter,
-        refiner=refiner,
-        refiner_strength=refiner_strength,
-        init_image=init_image,
-        strength=strength,
-    )
-    return validate(config, generation), notes
+    ours = {
+        "prompt": fields.get("prompt"),
+        "negative_prompt": fields.get("negative_prompt"),
+        "seed": None if seed == -1 else seed,
+        "steps": fields.get("steps"),
+        "guidance": fields.get("cfg_scale"),
+        "size": size,
+        "num_images": batch_size * n_iter,
+        "refiner": refiner,
+        "refiner_strength": refiner_strength,
+        "strength": fields.get("denoising_strength"),
+    }
+    return parse_request(ours, config, labels=LABELS, image=image), notes
+
+
+def _model_name(fields: dict, where: str) -> str | None:
+    """`sd_model_checkpoint` of `fields`, which must be text when given."""
+    model = fields.get("sd_model_checkpoint")
+    if model is not None and not isinstance(model, str):
+        raise RequestError(
+            N_("%(field)s must be text"), code="not_text", params={"field": where}, field="sd_model_checkpoint"
+        )
+    return model
 
 
 def _override_notes(overrides: Any) -> list[str]:
     if not overrides:
         return []
     if not isinstance(overrides, dict):
-        raise FormError("override_settings must be an object")
-    model = overrides.get("sd_model_checkpoint")
+        raise RequestError(
+            N_("override_settings must be an object"), code="override_settings_not_object", field="override_settings"
+        )
+    model = _model_name(overrides, "override_settings.sd_model_checkpoint")
     notes = []
     if model not in (None, "") and model not in checkpoint().names:
         notes.append(f"sd_model_checkpoint {model!r} is not loaded here: {checkpoint().title} ran")
@@ -246,11 +285,11 @@ def _run(img2img: bool):
     fields = _body()
     try:
         generation, notes = _generation({k: v for k, v in fields.items() if v is not None}, img2img)  # null: unset
-    except (FormError, GenerationError) as error:
-        abort(422, str(error))
+    except GenerationError as error:
+        raise refusal(422, error) from error
     job = generate("img2img" if img2img else "txt2img", generation)
-    interrupted = job.error == CANCELLED
-    if job.status == "failed" and not interrupted:
+    interrupted = job.cancelled
+    if job.state is JobState.FAILED:
         abort(500, job.error)
     records = [] if interrupted else gallery_records(job)
     seeds = job.output.seeds if job.output else []
@@ -308,7 +347,7 @@ def progress():
     s = get_services()
     mine = s.jobs.jobs(g.client)
     waiting = _unfinished(mine)
-    running = next((job for job in waiting if job.status == "running"), None)
+    running = next((job for job in waiting if job.state is JobState.RUNNING), None)
     done = running.step / running.total_steps if running and running.total_steps else 0.0
     elapsed = time.time() - running.started if running and running.started else 0.0
     if running:
@@ -319,7 +358,7 @@ def progress():
         textinfo = None
     state = {
         "skipped": False,
-        "interrupted": bool(mine) and mine[0].error == CANCELLED,
+        "interrupted": bool(mine) and mine[0].cancelled,
         "job": running.id if running else "",
         "job_count": len(waiting),
         "job_no": 0,
@@ -348,7 +387,10 @@ def options():
 @bp.post("/options")
 def set_options():
     """Accepted, so clients can "select" the model; the loaded config is the one model, the rest has no effect."""
-    wanted = _body().get("sd_model_checkpoint")
+    try:
+        wanted = _model_name(_body(), "sd_model_checkpoint")
+    except GenerationError as error:
+        raise refusal(422, error) from error
     model = checkpoint()
     if wanted not in (None, "") and wanted not in model.names:
         abort(422, f"model {wanted!r} not found: this server runs {model.title}")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template, request
 
+from demo.generation.images import ImageError
+from demo.generation.request import GenerationError, read_number
 from demo.search.index import SearchError
 from demo.web.extensions import get_services
-from demo.web.views.forms import FormError, number
+from demo.web.views.forms import decode
 
 DEFAULT_K = 12
 
@@ -15,7 +17,7 @@ bp = Blueprint("search", __name__)
 
 def search_k() -> int:
     """`k` from the query string or form; absent means `DEFAULT_K` (0 or less is an error, not a default)."""
-    k = number(request.values, "k", int)
+    k = read_number(request.values, "k", int)
     return DEFAULT_K if k is None else k
 
 
@@ -28,10 +30,11 @@ def search():
     try:
         k = search_k()
         if upload is not None:
-            results = get_services().search.search_image(upload.read(), k)
+            search = get_services().search
+            results = search.search_image(decode(upload.read(), search.image_side), k)
         elif query.strip():
             results = get_services().search.search_text(query, k)
-    except (SearchError, FormError) as exc:
+    except (SearchError, GenerationError, ImageError) as exc:
         error, status = str(exc), 400
     by_image = upload is not None and error is None
     return render_template("search.html", query=query, results=results, error=error, by_image=by_image), status

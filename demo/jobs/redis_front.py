@@ -1,19 +1,23 @@
-"""The job queue on Redis: a stateless web front here, GPU workers (`python -m demo.worker`) elsewhere.
+"""The job queue on Redis, the web front's side: submit, look up, cancel and wait for jobs; store what workers
+return; fail jobs whose worker died. GPU workers (`demo.jobs.redis_worker`, `python -m demo.worker`) run them.
 
-Everything about a job lives in Redis: its record (a hash, the fields of `demo.web.jobs.job_record`), its progress and
-cancel flag, its client's list of jobs, and the fair queue (a list of waiting job ids per client and a rotation of
-clients). Each submission also enqueues one RQ job that wakes a worker; a woken worker takes waiting jobs in the
-fair order (a Lua script: the next client in rotation gives its oldest job) until none is left, so it does not
-matter which wake-up a worker got. Workers return images; the front stores them in the gallery under names fixed
-by the job id, so a result stored twice (a front restarted midway) is kept once.
+Everything about a job lives in Redis: its record (a hash, the fields of `demo.jobs.model.job_record`), its progress
+and cancel flag, its client's list of jobs, and the fair queue (a list of waiting job ids per client and a rotation
+of clients). Each submission also enqueues one RQ job that wakes a worker; a woken worker takes waiting jobs in the
+fair order until none is left, so it does not matter which wake-up a worker got. Workers return images; the front
+stores them in the gallery under names fixed by the job id, so a result stored twice is kept once.
 
 Every state change is one Lua script, atomic in Redis. A running job holds a lease its worker renews; when the lease
 lapses (the worker was killed, or its machine died) the front fails the job with a clear reason, and a result the
 dead worker might still send is refused: a job is never lost silently, and never run or stored twice.
+
+Redis faults: while Redis is unreachable every call raises `QueueUnavailable` (the API's 503); the housekeeping
+thread retries with backoff, finishes storing what it was storing, and wakes a worker for jobs left waiting.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -21,30 +25,32 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import redis
 from PIL import Image
-from rq import Queue
 
+from demo.generation.errors import N_
 from demo.generation.request import Request, Result, total_steps
-from demo.web.jobs import (
+from demo.jobs.model import (
     CANCELLED,
     FINISHED,
     Job,
     JobNotFound,
     JobOutput,
-    QueueFull,
-    TooManyJobs,
+    QueueUnavailable,
     job_from_record,
     job_record,
+    queue_full,
     round_robin,
+    too_many_jobs,
 )
+from demo.jobs.redis_common import Backoff, Keys, wake, wake_queue
 
 log = logging.getLogger(__name__)
 
 LOST = "the worker running this job stopped (killed, or its machine failed); nothing was kept, please run it again"
-WAKE = "demo.worker.take_jobs"  # the RQ job function: a worker takes waiting jobs until none is left
+STORE_FAILED = "storing the images failed"
 
 SUBMIT = """
 local prefix, id, owner = ARGV[1], ARGV[2], ARGV[3]
@@ -64,44 +70,16 @@ if mine == 0 then redis.call('RPUSH', KEYS[4], owner) end
 return {0, 0}
 """
 
-TAKE = """
-local prefix = ARGV[1]
-local owner = redis.call('LPOP', KEYS[1])
-if not owner then return false end
-local waiting = prefix .. ':waiting:' .. owner
-local id = redis.call('LPOP', waiting)
-if redis.call('LLEN', waiting) > 0 then redis.call('RPUSH', KEYS[1], owner) end
-if not id then return false end
-redis.call('HSET', prefix .. ':job:' .. id, 'status', 'running', 'worker', ARGV[2], 'started', ARGV[4])
-redis.call('SADD', KEYS[2], id)
-redis.call('SET', prefix .. ':alive:' .. id, ARGV[2], 'PX', ARGV[3])
-return id
-"""
-
 CANCEL = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status == 'queued' then
   redis.call('LREM', KEYS[2], 0, ARGV[1])
   if redis.call('LLEN', KEYS[2]) == 0 then redis.call('LREM', KEYS[3], 0, ARGV[2]) end
-  redis.call('HSET', KEYS[1], 'status', 'failed', 'error', ARGV[3], 'init_image', '')
+  redis.call('HSET', KEYS[1], 'status', 'cancelled', 'error', ARGV[3], 'init_image', '')
 elseif status == 'running' then
   redis.call('HSET', KEYS[1], 'cancel', '1')
 end
 return status
-"""
-
-# A worker's outcome counts only while the job is still its own: a job whose lease lapsed was failed already.
-FINISH = """
-if redis.call('SREM', KEYS[2], ARGV[1]) == 0 or redis.call('HGET', KEYS[1], 'worker') ~= ARGV[2] then return 0 end
-redis.call('DEL', KEYS[3])
-if ARGV[3] == 'failed' then
-  redis.call('HSET', KEYS[1], 'status', 'failed', 'error', ARGV[4], 'init_image', '')
-else
-  redis.call('HSET', KEYS[1], 'step', redis.call('HGET', KEYS[1], 'total_steps'))
-  redis.call('HSET', KEYS[4], 'meta', ARGV[4], unpack(ARGV, 5))
-  redis.call('RPUSH', KEYS[5], ARGV[1])
-end
-return 1
 """
 
 REAP = """
@@ -111,50 +89,20 @@ return 1
 """
 
 
-@dataclass(frozen=True)
-class Keys:
-    """Where each thing lives in Redis, under one prefix."""
+def _reachable(method):
+    """Redis faults as `QueueUnavailable`, a refusal with its reason (503), never a crash (500)."""
 
-    prefix: str
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except redis.RedisError as error:
+            log.warning("Redis: %s", error)
+            raise QueueUnavailable(
+                N_("the job queue cannot be reached right now (it may be restarting); try again in a few seconds")
+            ) from error
 
-    def job(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}"
-
-    def owner(self, owner: str) -> str:
-        return f"{self.prefix}:owner:{owner}"  # the client's job ids, newest first
-
-    def waiting(self, owner: str) -> str:
-        return f"{self.prefix}:waiting:{owner}"
-
-    def alive(self, job_id: str) -> str:
-        return f"{self.prefix}:alive:{job_id}"  # the running job's lease, renewed by its worker
-
-    def result(self, job_id: str) -> str:
-        return f"{self.prefix}:result:{job_id}"  # images from a worker, until the front stores them
-
-    @property
-    def rotation(self) -> str:
-        return f"{self.prefix}:rotation"  # clients with waiting jobs, next first
-
-    @property
-    def running(self) -> str:
-        return f"{self.prefix}:running"
-
-    @property
-    def results(self) -> str:
-        return f"{self.prefix}:results"  # finished job ids, for the front to store
-
-    @property
-    def storing(self) -> str:
-        return f"{self.prefix}:storing"  # taken from `results`, being stored: finished again after a restart
-
-    @property
-    def queue(self) -> str:
-        return f"{self.prefix}-generation"  # the RQ queue of wake-ups
-
-
-def wake_queue(connection: redis.Redis, keys: Keys) -> Queue:
-    return Queue(keys.queue, connection=connection)
+    return call
 
 
 class RedisJobs:
@@ -162,6 +110,7 @@ class RedisJobs:
 
     def __init__(
         self,
+        *,
         connection: redis.Redis,
         store: Callable[[Result, str], JobOutput],
         prefix: str = "koimg",
@@ -180,17 +129,19 @@ class RedisJobs:
         self._reap = connection.register_script(REAP)
         self._queue = wake_queue(connection, self.keys)
         self._closed = threading.Event()
-        self._wake_for_waiting()
         self._housekeeper = threading.Thread(target=self._housekeep, name="redis-jobs", daemon=True)
         self._housekeeper.start()
 
     @classmethod
-    def from_url(cls, url: str, store: Callable[[Result, str], JobOutput], *args, **kwargs) -> RedisJobs:
-        return cls(redis.Redis.from_url(url), store, *args, **kwargs)
+    def from_url(cls, url: str, **kwargs) -> RedisJobs:
+        return cls(connection=redis.Redis.from_url(url), **kwargs)
 
+    @_reachable
     def submit(self, owner: str, kind: str, request: Request) -> Job:
         """Queue a validated request; `TooManyJobs` or `QueueFull` when it may not wait."""
-        job = Job(secrets.token_urlsafe(16), owner, kind, request, total_steps(request))
+        job = Job(
+            id=secrets.token_urlsafe(16), owner=owner, kind=kind, request=request, total_steps=total_steps(request)
+        )
         self._forget_old(owner)
         record = [value for pair in job_record(job).items() for value in pair]
         keys = [self.keys.job(job.id), self.keys.owner(owner), self.keys.waiting(owner), self.keys.rotation]
@@ -198,34 +149,38 @@ class RedisJobs:
             keys, [self.keys.prefix, job.id, owner, self.per_owner, self.max_queued, self.max_age, *record]
         )
         if refused == 1:
-            raise TooManyJobs(f"you already have {count} jobs waiting; wait for one to start, then try again")
+            raise too_many_jobs(count)
         if refused == 2:
-            raise QueueFull(f"the queue is full ({self.max_queued} jobs waiting); try again in a minute")
-        self._queue.enqueue(WAKE, job_timeout=-1, result_ttl=0, description="take waiting generation jobs")
+            raise queue_full(self.max_queued)
+        wake(self._queue)  # lost with a fault? The housekeeper wakes a worker for waiting jobs anyway
         return job
 
     def _load(self, job_id: str) -> Job | None:
         record = self.redis.hgetall(self.keys.job(job_id))
         return job_from_record({key.decode(): value for key, value in record.items()}) if record else None
 
+    @_reachable
     def get(self, job_id: str, owner: str) -> Job:
         job = self._load(job_id)
         if job is None or not secrets.compare_digest(job.owner, owner):
             raise JobNotFound(job_id)
         return job
 
+    @_reachable
     def jobs(self, owner: str) -> list[Job]:
         """This client's jobs, newest first."""
         self._forget_old(owner)  # jobs finish in workers' scripts: the front trims when it submits and lists
         ids = [job_id.decode() for job_id in self.redis.lrange(self.keys.owner(owner), 0, -1)]
         return [job for job in map(self._load, ids) if job is not None]
 
+    @_reachable
     def cancel(self, job_id: str, owner: str) -> Job:
         """Take a queued job out of the queue, or ask the worker running it to stop at its next step."""
         self.get(job_id, owner)  # someone else's job is not found, and not touched
         self._cancel([self.keys.job(job_id), self.keys.waiting(owner), self.keys.rotation], [job_id, owner, CANCELLED])
         return self.get(job_id, owner)
 
+    @_reachable
     def position(self, job: Job) -> int:
         """1 for the next job to run, 2 for the one after…; 0 once it runs or has finished."""
         if job.status != "queued":
@@ -238,12 +193,16 @@ class RedisJobs:
         return order.index(job.id) + 1 if job.id in order else 0
 
     def wait(self, job_id: str, owner: str, timeout: float | None = None) -> Job:
-        """Poll until the job has finished or `timeout` seconds have passed; the job as it then is."""
+        """Poll until the job has finished or `timeout` seconds have passed; the job as it then is. A Redis fault
+        while waiting is waited out (the job goes on in its worker); one at the first look is `QueueUnavailable`."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while (job := self.get(job_id, owner)).status not in FINISHED:
-            if deadline is not None and time.monotonic() >= deadline:
-                break
+        job = self.get(job_id, owner)
+        while job.state not in FINISHED and (deadline is None or time.monotonic() < deadline):
             time.sleep(0.02)
+            try:
+                job = self.get(job_id, owner)
+            except QueueUnavailable:
+                time.sleep(0.2)
         return job
 
     def close(self) -> None:
@@ -255,30 +214,36 @@ class RedisJobs:
         """Keep this client's last `keep_finished` finished jobs (newest first in its list); nobody else's."""
         key, finished = self.keys.owner(owner), 0
         for job_id in self.redis.lrange(key, 0, -1):
-            if self.redis.hget(self.keys.job(job_id.decode()), "status") in (b"done", b"failed", None):
+            if self.redis.hget(self.keys.job(job_id.decode()), "status") in (b"done", b"failed", b"cancelled", None):
                 finished += 1
                 if finished > self.keep_finished:
                     self.redis.lrem(key, 0, job_id)
                     self.redis.delete(self.keys.job(job_id.decode()))
 
     def _wake_for_waiting(self) -> None:
-        """A front that died between queueing a job and its wake-up leaves it waiting: wake a worker for it."""
+        """Jobs waiting with no wake-up queued (a front that died between the two, a wake-up lost to a Redis
+        restart): wake a worker for them. A worker that is busy takes them after its job anyway; one extra
+        wake-up costs an empty look."""
         if self.redis.llen(self.keys.rotation) and not self._queue.count:
-            self._queue.enqueue(WAKE, job_timeout=-1, result_ttl=0, description="take waiting generation jobs")
+            wake(self._queue)
 
     def _housekeep(self) -> None:
-        """Store results as workers send them; fail the jobs whose worker's lease lapsed."""
-        while (leftover := self.redis.lindex(self.keys.storing, 0)) is not None:  # a restart midway through
-            self._store_result(leftover.decode())
-        while not self._closed.is_set():
+        """Store results as workers send them; fail the jobs whose worker's lease lapsed; through Redis faults."""
+        backoff, pause = Backoff(), 0.0
+        while not self._closed.wait(pause):
             try:
+                while (leftover := self.redis.lindex(self.keys.storing, 0)) is not None:  # after a fault or restart
+                    self._store_result(leftover.decode())
+                self._wake_for_waiting()
                 job_id = self.redis.blmove(self.keys.results, self.keys.storing, min(1.0, self.lease / 4))
                 if job_id is not None:
                     self._store_result(job_id.decode())
                 self._fail_lost()
-            except redis.RedisError:
-                log.exception("Redis is unreachable; retrying")
-                self._closed.wait(1.0)
+                backoff.reset()
+                pause = 0.0
+            except redis.RedisError as error:
+                pause = backoff.failed()
+                log.warning("Redis is unreachable (%s); retrying in %.2f s", error, pause)
 
     def _store_result(self, job_id: str) -> None:
         job, result = self._load(job_id), self.redis.hgetall(self.keys.result(job_id))
@@ -289,9 +254,7 @@ class RedisJobs:
                 output = self._store(Result(images, meta["seeds"], meta["parameters"], meta["notes"]), job_id)
             except Exception:
                 log.exception("storing job %s failed", job_id)
-                self.redis.hset(
-                    self.keys.job(job_id), mapping={"status": "failed", "error": "storing the images failed"}
-                )
+                self.redis.hset(self.keys.job(job_id), mapping={"status": "failed", "error": STORE_FAILED})
             else:
                 done = {"status": "done", "output": json.dumps(asdict(output), ensure_ascii=False), "init_image": b""}
                 self.redis.hset(self.keys.job(job_id), mapping=done)
