@@ -41,6 +41,7 @@ class SearchConfig:
     clip: str = "miniworld/weights/clip"
     korean_encoder: str = "miniworld/weights/ko-clip"
     target: str = "refiner"  # the ko_clip head whose pooled output lives in that CLIP's space
+    english: str = "student"  # what reads text without Hangul: the Korean student (one encoder), or "clip"
     index: IndexSettings = field(default_factory=IndexSettings)
     max_k: int = 100
     max_query_chars: int = 300
@@ -117,7 +118,9 @@ class SearchService:
                 shared = generator.encoder
                 if korean == resolve(generator.config.korean_encoder) and isinstance(shared, KoreanPromptEncoder):
                     korean = shared
-            embedder = PromptEmbedder.from_pretrained(resolve(config.clip), korean, config.target, **placement)
+            embedder = PromptEmbedder.from_pretrained(
+                resolve(config.clip), korean, config.target, english=config.english, **placement
+            )
         store = GalleryStore(data_dir)
         return cls(store, PromptIndex(Path(data_dir) / "index", embedder.dim, config.index), embedder, config)
 
