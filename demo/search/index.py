@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from annoy import AnnoyIndex
 
+from demo.messages import N_, TranslatableError
 from demo.search.store import sync_to_disk
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,9 @@ MANIFEST = "index.json"
 Batches = Iterable[tuple[np.ndarray, np.ndarray]]  # (record ids, vectors) a batch at a time
 
 
-class SearchError(ValueError):
-    """A search that cannot be answered, with a message meant for the person who asked."""
+class SearchError(TranslatableError):
+    """A search that cannot be answered, with a message meant for the person who asked (an English template and
+    its params: the web app shows it in the reader's language)."""
 
 
 @dataclass
@@ -172,7 +174,7 @@ class PromptIndex:
         with self._lock:
             built, buffer, buffer_ids = self._built, self._buffer[: self._buffered], self._buffer_ids[: self._buffered]
         if built is None and len(buffer) == 0:
-            raise SearchError("the gallery is empty: there is nothing to search yet")
+            raise SearchError(N_("the gallery is empty: there is nothing to search yet"))
         vector = np.asarray(vector, dtype=np.float32)
         hits: list[Hit] = []
         if built is not None:

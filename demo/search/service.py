@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from demo.generation.config import REPO, resolve
 from demo.generation.images import ImageError, fit, open_upload
+from demo.messages import N_
 from demo.search.index import Batches, IndexSettings, PromptIndex, SearchError
 from demo.search.store import GalleryStore, Record
 
@@ -45,6 +46,7 @@ class SearchConfig:
     index: IndexSettings = field(default_factory=IndexSettings)
     max_k: int = 100
     max_query_chars: int = 300
+    page_min_score: float = 0.5  # the search page hides results below this (benchmarks/search_quality.py)
 
 
 def load_search_config(path: str | Path | None = None) -> SearchConfig:
@@ -167,9 +169,11 @@ class SearchService:
     def search_text(self, query: str, k: int = 5, min_score: float | None = None) -> list[SearchResult]:
         query = (query or "").strip()
         if not query:
-            raise SearchError("the query is empty")
+            raise SearchError(N_("the query is empty"))
         if len(query) > self.config.max_query_chars:
-            raise SearchError(f"the query is too long: at most {self.config.max_query_chars} characters")
+            raise SearchError(
+                N_("the query is too long: at most %(count)d characters"), count=self.config.max_query_chars
+            )
         self._check(k, min_score)
         return self._results(self.embedder.embed_text(query), k, min_score)
 
@@ -190,9 +194,9 @@ class SearchService:
 
     def _check(self, k: int, min_score: float | None) -> None:
         if not isinstance(k, int) or not 1 <= k <= self.config.max_k:
-            raise SearchError(f"k must be a whole number between 1 and {self.config.max_k}")
+            raise SearchError(N_("k must be a whole number between 1 and %(most)d"), most=self.config.max_k)
         if min_score is not None and not -1.0 <= min_score <= 1.0:
-            raise SearchError("the minimum score must be between -1 and 1")
+            raise SearchError(N_("the minimum score must be between -1 and 1"))
 
     def _results(self, vector: np.ndarray, k: int, min_score: float | None) -> list[SearchResult]:
         hits = self.index.search(vector, k, min_score)

@@ -1,51 +1,81 @@
-"""Every error as a clear message: JSON `{"error": …}` under /api, a page elsewhere; never a stack trace."""
+"""Every error as a clear message: JSON `{"error", "code", "status"}` under /api, a page elsewhere; never a stack
+trace. Messages are in the response's language (`demo.web.i18n`): Korean on the pages, by `Accept-Language` on the
+JSON API. `code` is stable, for programs; a more specific code set by the view (`error.code_name`) wins."""
 
 from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, current_app, jsonify, render_template, request
+from flask_babel import get_locale
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
+
+from demo.web.i18n import N_, translate
 
 log = logging.getLogger(__name__)
 
 TITLES = {
-    400: "요청을 처리할 수 없습니다",
-    404: "찾을 수 없습니다",
-    405: "허용되지 않는 요청입니다",
-    413: "요청이 너무 큽니다",
-    429: "대기 중인 작업이 너무 많습니다",
-    503: "지금은 처리할 수 없습니다",
+    400: N_("The request cannot be processed"),
+    404: N_("Not found"),
+    405: N_("This request is not allowed"),
+    413: N_("The request is too large"),
+    429: N_("Too many jobs waiting"),
+    500: N_("Something went wrong"),
+    503: N_("Not available right now"),
 }
+CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    429: "too_many_jobs",
+    500: "server_error",
+    503: "queue_full",
+    504: "timeout",
+}
+# Said in the reader's language when the view's own message is not in the catalog (its English stays for English).
+GENERIC = {
+    404: N_("There is nothing at this address."),
+    405: N_("This address does not accept this kind of request."),
+    429: N_("You already have %(count)d jobs waiting; wait for one to start, then try again."),
+    500: N_("Something went wrong on the server; the error is in its log."),
+    503: N_("The queue is full right now; try again in a minute."),
+}
+TOO_LARGE = N_("The upload is larger than the limit of %(mb)d MB.")
+TOO_MANY_FIELDS = N_("The form has too many fields (at most %(fields)d) or a text field larger than %(kb)d kB.")
+CSRF = N_("The form has expired or was not sent from this site; reload the page and try again.")
 
 
 def reason(error: HTTPException) -> str:
-    """What went wrong, for the person who sent the request (the client-compatible APIs answer it too)."""
+    """What went wrong, for the person who sent the request, in this response's language (the client-compatible
+    APIs answer it too, in English)."""
     limit = request.max_content_length
     if isinstance(error, RequestEntityTooLarge):
         # Werkzeug raises the same error for a body over the limit and for a form over its part or field limits.
         if limit and (request.content_length is None or request.content_length > limit):
-            return f"the upload is larger than the limit of {limit / 1024 / 1024:.0f} MB"
-        return (
-            f"the form has too many fields (at most {request.max_form_parts}) or a text field larger than "
-            f"{request.max_form_memory_size // 1024} kB"
-        )
+            return translate(TOO_LARGE, {"mb": round(limit / 1024 / 1024)})
+        return translate(TOO_MANY_FIELDS, {"fields": request.max_form_parts, "kb": request.max_form_memory_size // 1024})
     if isinstance(error, CSRFError):
-        return (
-            f"the form has expired or was not sent from this site ({error.description}); reload the page and try again"
-        )
-    return error.description or error.name
+        return translate(CSRF)
+    message = error.description or error.name
+    translated = translate(message)
+    if translated == message and str(get_locale()) != "en" and error.code in GENERIC:
+        return translate(GENERIC[error.code], {"count": current_app.config["QUEUE_PER_CLIENT"]})
+    return translated
 
 
 def _answer(error: HTTPException):
     code = error.code or 500
     message = reason(error)
     if request.path.startswith("/api/"):
-        response = jsonify({"error": message, "status": code})
+        name = getattr(error, "code_name", None) or CODES.get(code, "error")
+        response = jsonify({"error": message, "code": name, "status": code})
         response.status_code = code
         return response
-    return render_template("error.html", code=code, title=TITLES.get(code, error.name), reason=message), code
+    title = translate(TITLES[code]) if code in TITLES else error.name
+    return render_template("error.html", code=code, title=title, reason=message), code
 
 
 def _unexpected(error: Exception):
