@@ -27,6 +27,14 @@ class Limits:
 
 
 @dataclass
+class Guide:
+    """What the form tells a newcomer about the model: prompts to start from, and the world it knows."""
+
+    examples: list[str] = field(default_factory=list)  # shown as one-click prompts on the forms
+    world: str | None = None  # "miniworld": the embedded models, whose vocabulary the form lists; None: no note
+
+
+@dataclass
 class GeneratorConfig:
     name: str
     base: str  # StableDiffusionPipeline directory or hub id
@@ -47,6 +55,7 @@ class GeneratorConfig:
     compile: bool = False  # torch.compile the UNets
     cpu_offload: bool = False  # enable_model_cpu_offload, for small GPUs
     limits: Limits = field(default_factory=Limits)
+    guide: Guide = field(default_factory=Guide)
 
 
 def load_config(name_or_path: str | Path) -> GeneratorConfig:
@@ -61,4 +70,5 @@ def load_config(name_or_path: str | Path) -> GeneratorConfig:
     if unknown := set(values) - known:
         raise ValueError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
     values["limits"] = Limits(**values.get("limits", {}))
+    values["guide"] = Guide(**values.get("guide", {}))
     return GeneratorConfig(**values)
