@@ -93,7 +93,7 @@ def test_search_page_by_text_and_by_image(client, prompt, wait_for):
     )
     assert by_image.status_code == 200 and job["images"][0] in text(by_image)
     bad = client.get("/search", query_string={"q": "원", "k": "-1"})
-    assert bad.status_code == 400 and "k must be" in text(bad)
+    assert bad.status_code == 400 and "k는 1에서 100 사이의 정수" in text(bad)  # in Korean, at the search field
 
 
 def test_reusing_a_prompt_fills_the_form(client):
@@ -138,7 +138,7 @@ def test_images_are_served_only_from_the_gallery(app, client):
 def test_forms_need_a_csrf_token(make_app, prompt):
     client = make_app(WTF_CSRF_ENABLED=True).test_client()
     refused = client.post("/", data={"prompt": prompt})
-    assert refused.status_code == 400 and "reload the page" in text(refused)
+    assert refused.status_code == 400 and "페이지를 새로 고친 뒤" in text(refused)
     token = re.search(r'name="csrf_token" value="([^"]+)"', text(client.get("/"))).group(1)
     assert client.post("/", data={"prompt": prompt, "steps": "1", "csrf_token": token}).status_code == 303
     assert client.post("/api/txt2img", json={"prompt": prompt, "steps": 1}).status_code == 202  # the API takes JSON

@@ -6,6 +6,7 @@ from flask import Blueprint, render_template, request
 
 from demo.search.index import SearchError
 from demo.web.extensions import get_services
+from demo.web.i18n import translate_error
 from demo.web.views.forms import FormError, number
 
 DEFAULT_K = 12
@@ -21,17 +22,30 @@ def search_k() -> int:
 
 @bp.route("/search", methods=["GET", "POST"])
 def search():
-    """GET ?q=…&k=… searches by text; POST with an `image` file searches by image."""
+    """GET ?q=…&k=… searches by text; POST with an `image` file searches by image. Results below the config's
+    `page_min_score` (or `min_score`) are left out: an empty list then says "no close match"."""
+    s = get_services()
     query = request.args.get("q", "")
     upload = request.files.get("image") if request.method == "POST" else None
-    results, error, status = None, None, 200
+    results, error, status, field = None, None, 200, None
     try:
-        k = search_k()
+        k, floor = search_k(), number(request.values, "min_score", float)
+        floor = s.search.config.page_min_score if floor is None else floor
         if upload is not None:
-            results = get_services().search.search_image(upload.read(), k)
+            field = "image"
+            results = s.search.search_image(upload.read(), k, floor)
         elif query.strip():
-            results = get_services().search.search_text(query, k)
+            field = "q"
+            results = s.search.search_text(query, k, floor)
     except (SearchError, FormError) as exc:
-        error, status = str(exc), 400
+        error, status = translate_error(exc), 400
     by_image = upload is not None and error is None
-    return render_template("search.html", query=query, results=results, error=error, by_image=by_image), status
+    return render_template(
+        "search.html",
+        query=query,
+        results=results,
+        field_error=error,
+        error_field=field or "q",
+        by_image=by_image,
+        gallery_size=len(s.search),
+    ), status
