@@ -5,6 +5,7 @@ JSON API. `code` is stable, for programs; a more specific code set by the view (
 from __future__ import annotations
 
 import logging
+import re
 
 from flask import Flask, current_app, jsonify, render_template, request
 from flask_babel import get_locale
@@ -14,6 +15,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntit
 from demo.web.i18n import N_, translate
 
 log = logging.getLogger(__name__)
+HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
 TITLES = {
     400: N_("The request cannot be processed"),
@@ -61,7 +63,8 @@ def reason(error: HTTPException) -> str:
         return translate(CSRF)
     message = error.description or error.name
     translated = translate(message)
-    if translated == message and str(get_locale()) != "en" and error.code in GENERIC:
+    untranslated = translated == message and not HANGUL.search(message)  # a view's English, not in the catalog
+    if untranslated and str(get_locale()) != "en" and error.code in GENERIC:
         return translate(GENERIC[error.code], {"count": current_app.config["QUEUE_PER_CLIENT"]})
     return translated
 
