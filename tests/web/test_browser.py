@@ -99,13 +99,8 @@ def shot(page: Page, name: str) -> None:
 def make_image(page: Page, prompt: str, steps: int = 2, seed: int = 1) -> dict:
     """A finished job of this browser, made through the JSON API with the page's cookies."""
     job = page.request.post("/api/txt2img", data={"prompt": prompt, "steps": steps, "seed": seed}).json()
-    page.goto("/gallery")  # a page of the site, for fetch's relative URL
-    page.wait_for_function(
-        "async (url) => ['done', 'failed'].includes((await (await fetch(url)).json()).status)",
-        arg=f"/api/jobs/{job['id']}",
-        timeout=GENERATION_MS,
-        polling=100,
-    )
+    page.goto(f"/jobs/{job['id']}")  # the job page reloads itself with the result when the job ends
+    expect(page.locator(".outputs img")).to_be_visible(timeout=GENERATION_MS)
     return page.request.get(f"/api/jobs/{job['id']}").json()
 
 
