@@ -61,7 +61,9 @@ def test_the_json_api_follows_accept_language_and_gives_a_code(client):
     search = client.get("/api/search", query_string={"q": ""}, headers={"Accept-Language": "ko"})
     assert search.status_code == 400 and search.json["error"] == "검색어가 비어 있습니다" and search.json["code"]
     wrong = client.delete("/api/jobs", headers={"Accept-Language": "ko"})
-    assert wrong.status_code == 405 and wrong.json["code"] == "method_not_allowed" and HANGUL.search(wrong.json["error"])
+    assert (
+        wrong.status_code == 405 and wrong.json["code"] == "method_not_allowed" and HANGUL.search(wrong.json["error"])
+    )
 
 
 def test_the_client_compatible_apis_stay_english(client):

@@ -169,7 +169,16 @@ def test_each_image_has_a_page_and_a_download_named_from_its_prompt(client, prom
     record_id = client.get("/api/gallery").json[0]["id"]
     page = text(client.get(f"/gallery/{record_id}"))
     assert job["images"][0] in page and prompt in page and "pixelated" in page
-    for shown in ("시드", ">7<", "단계 수", ">2<", "가이던스", "이 프롬프트 쓰기", "이 이미지로 이미지→이미지", "내려받기"):
+    for shown in (
+        "시드",
+        ">7<",
+        "단계 수",
+        ">2<",
+        "가이던스",
+        "이 프롬프트 쓰기",
+        "이 이미지로 이미지→이미지",
+        "내려받기",
+    ):
         assert shown in page, shown
     assert f'href="/gallery/{record_id}"' in text(client.get("/gallery"))  # the gallery links to it
     assert f"/gallery/{record_id}" in text(client.get(f"/jobs/{job['id']}"))  # and so does the job page

@@ -58,7 +58,8 @@ def reason(error: HTTPException) -> str:
         # Werkzeug raises the same error for a body over the limit and for a form over its part or field limits.
         if limit and (request.content_length is None or request.content_length > limit):
             return translate(TOO_LARGE, {"mb": round(limit / 1024 / 1024)})
-        return translate(TOO_MANY_FIELDS, {"fields": request.max_form_parts, "kb": request.max_form_memory_size // 1024})
+        limits = {"fields": request.max_form_parts, "kb": request.max_form_memory_size // 1024}
+        return translate(TOO_MANY_FIELDS, limits)
     if isinstance(error, CSRFError):
         return translate(CSRF)
     message = error.description or error.name
