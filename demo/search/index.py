@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from annoy import AnnoyIndex
 
-from demo.messages import N_, TranslatableError
+from demo.generation.messages import N_, TranslatableError
 from demo.search.store import sync_to_disk
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from demo.generation.config import REPO, resolve
 from demo.generation.images import ImageError, fit, open_upload
-from demo.messages import N_
+from demo.generation.messages import N_
 from demo.search.index import Batches, IndexSettings, PromptIndex, SearchError
 from demo.search.store import GalleryStore, Record
 

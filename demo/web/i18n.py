@@ -17,7 +17,7 @@ from typing import Any
 from flask import Flask, request, session, url_for
 from flask_babel import Babel, get_locale, gettext
 
-from demo.messages import N_  # noqa: F401 - the views mark their messages with it
+from demo.generation.messages import N_  # noqa: F401 - the views mark their messages with it
 
 LANGUAGES = ("ko", "en")
 PAGES_DEFAULT = "ko"

@@ -1,6 +1,7 @@
 """`N_`: marks an English message for the web app's gettext catalog (`demo/web/translations/`) without translating
 it, so any layer can raise a message that the web layer shows in the reader's language. An error carries its
-`template` (marked with `N_`) and `params`; the web layer shows `gettext(template) % params`."""
+`template` (marked with `N_`) and `params`; the web layer shows `gettext(template) % params`. It lives in
+`demo.generation`, the lowest layer of `demo`, so the validators, search and the web can all import it."""
 
 from __future__ import annotations
 
