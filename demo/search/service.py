@@ -46,7 +46,7 @@ class SearchConfig:
     index: IndexSettings = field(default_factory=IndexSettings)
     max_k: int = 100
     max_query_chars: int = 300
-    page_min_score: float = 0.5  # the search page hides results below this (benchmarks/search_quality.py)
+    page_min_score: float = 0.5  # the search page hides text results below this (benchmarks/search_quality.py)
 
 
 def load_search_config(path: str | Path | None = None) -> SearchConfig:

@@ -249,7 +249,7 @@ def test_errors_show_at_their_field_with_focus(page, open_page, prompt):
     steps = p.locator("input[name=steps]")
     expect(steps).to_have_attribute("aria-invalid", "true")
     expect(steps).to_be_focused()
-    expect(p.locator("[data-error-for=steps]")).to_be_visible()
+    expect(p.locator("[data-error-for=steps]")).to_have_text("1에서 100 사이의 수를 넣어 주세요.")
     assert p.url.endswith("/")  # nothing was sent
     # Without scripts the server's answer puts the error at the field as well.
     plain = open_page(java_script_enabled=False).page
@@ -332,6 +332,23 @@ def test_no_console_error_or_broken_image_on_any_page(page, prompt):
     page.clean(allowed=("404: ", "404 (NOT FOUND)"))
     p.goto(job["images"][0])  # the image alone: the browser's viewer, not blocked by the policy
     page.clean(allowed=("404: ", "404 (NOT FOUND)"))
+
+
+def test_search_by_image_with_a_korean_file_button(page, tmp_path):
+    p = page.page
+    make_image(p, "흰 배경 위쪽에 있는 작은 파란 사각형")
+    p.goto("/search")
+    p.get_by_role("button", name="이미지로 검색", exact=True).click()  # nothing chosen: said at the field, in Korean
+    expect(p.locator("[data-error-for=image]")).to_have_text("이 칸을 채워 주세요.")
+    with p.expect_file_chooser() as chooser:
+        p.get_by_role("button", name="이미지 고르기", exact=True).click()
+    chooser.value.set_files(png_file(tmp_path, "blue.png", colour=(30, 80, 225)))
+    expect(p.locator("[data-file-name]")).to_have_text("blue.png")
+    expect(p.locator("[data-error-for=image]")).to_be_hidden()
+    p.get_by_role("button", name="이미지로 검색", exact=True).click()
+    expect(p.locator(".summary")).to_contain_text("이미지와 비슷한 프롬프트")
+    shot(p, "9-search-by-image")
+    page.clean()
 
 
 def test_english_on_request(page):

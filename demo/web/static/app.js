@@ -22,8 +22,20 @@ const clearError = (field) => {
     slot.removeAttribute("role");
   }
 };
+// The reason a field fails the browser's own checks, in the page's language (the browser's own message follows
+// the browser's language, not the page's).
+const constraintMessage = (field, messages) => {
+  const validity = field.validity;
+  if (validity.valueMissing) return messages.msgRequired;
+  if (validity.badInput) return messages.msgNumber;
+  if (validity.rangeUnderflow || validity.rangeOverflow || validity.stepMismatch) {
+    return fill(messages.msgRange, { min: field.min, max: field.max });
+  }
+  return field.validationMessage;
+};
 const focusField = (field) => {
-  const target = field.type === "file" ? field.closest("[data-dropzone]")?.querySelector("[data-pick]") ?? field : field;
+  const picker = field.closest("[data-dropzone], [data-file-pick]");
+  const target = field.type === "file" && picker ? picker.querySelector("[data-pick]") : field;
   target.focus();
 };
 
@@ -38,7 +50,7 @@ for (const form of document.querySelectorAll("form[data-validate]")) {
       if (!field.name || field.type === "hidden") continue;
       const custom = field.dataset.customError;
       if (custom || !field.checkValidity()) {
-        showError(field, custom || field.validationMessage);
+        showError(field, custom || constraintMessage(field, form.dataset));
         first = first || field;
       } else if (!field.dataset.keepError) {
         clearError(field);
@@ -187,5 +199,18 @@ for (const zone of document.querySelectorAll("[data-dropzone]")) {
     event.preventDefault();
     zone.classList.remove("over");
     if (event.dataTransfer.files.length) accept(event.dataTransfer.files[0]);
+  });
+}
+
+// A file field shown as a button and the chosen file's name, in the page's language.
+for (const picker of document.querySelectorAll("[data-file-pick]")) {
+  const input = picker.querySelector("input[type=file]");
+  const name = picker.querySelector("[data-file-name]");
+  picker.querySelector("[data-pick]").addEventListener("click", () => input.click());
+  input.addEventListener("change", () => {
+    if (input.files.length) {
+      name.textContent = input.files[0].name;
+      clearError(input);
+    }
   });
 }

@@ -22,21 +22,20 @@ def search_k() -> int:
 
 @bp.route("/search", methods=["GET", "POST"])
 def search():
-    """GET ?q=…&k=… searches by text; POST with an `image` file searches by image. Results below the config's
-    `page_min_score` (or `min_score`) are left out: an empty list then says "no close match"."""
+    """GET ?q=…&k=… searches by text; POST with an `image` file searches by image. Text results below the
+    config's `page_min_score` (or `min_score`) are left out: an empty list then says "no close match"."""
     s = get_services()
     query = request.args.get("q", "")
     upload = request.files.get("image") if request.method == "POST" else None
     results, error, status, field = None, None, 200, None
     try:
         k, floor = search_k(), number(request.values, "min_score", float)
-        floor = s.search.config.page_min_score if floor is None else floor
-        if upload is not None:
+        if upload is not None:  # image–text scores sit lower than text–text ones: the text floor does not apply
             field = "image"
             results = s.search.search_image(upload.read(), k, floor)
         elif query.strip():
             field = "q"
-            results = s.search.search_text(query, k, floor)
+            results = s.search.search_text(query, k, s.search.config.page_min_score if floor is None else floor)
     except (SearchError, FormError) as exc:
         error, status = translate_error(exc), 400
     by_image = upload is not None and error is None
