@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test stress lint retrain browser redis
+.PHONY: run test stress lint retrain browser redis translations
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -46,3 +46,12 @@ lint: $(VENV)/.installed
 retrain: $(VENV)/.installed
 	$(PY) -m miniworld.training all
 	$(PY) -m ko_clip train --config embedded
+
+# The web app's messages: extract the marked strings (N_, _, gettext) into the template, merge it into every
+# catalog under demo/web/translations/, and compile the .mo files the app reads (committed, so `make run` needs no
+# step). Fill in new msgstr entries between `update` and `compile`; tests/web/test_i18n.py fails on any left empty.
+translations: $(VENV)/.installed
+	$(VENV)/bin/pybabel extract -F demo/web/babel.cfg -k N_ --no-location --sort-output --omit-header \
+	  -o demo/web/translations/messages.pot .
+	$(VENV)/bin/pybabel update -i demo/web/translations/messages.pot -d demo/web/translations --width 120
+	$(VENV)/bin/pybabel compile -d demo/web/translations --statistics

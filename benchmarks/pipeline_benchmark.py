@@ -14,9 +14,8 @@ import argparse
 import torch
 
 from benchmarks.timing import best_of
-from demo.generation.config import load_config, resolve
+from demo.generation.config import load_config
 from demo.generation.pipeline import ImageGenerator
-from demo.generation.prompt_encoders import EnglishPromptEncoder
 from demo.generation.request import Request
 
 KOREAN = "흰 배경 왼쪽에 있는 큰 빨간 원"
@@ -31,16 +30,16 @@ def main() -> None:
     args = parser.parse_args()
     generator = ImageGenerator(load_config(args.config))
     c, device = generator.config, generator.device
-    english = EnglishPromptEncoder.from_pipelines(
-        resolve(c.base), resolve(c.refiner) if c.refiner else None, device, generator.dtype
-    )
+    english = generator.load_prompt_encoder("english")  # the English towers the Korean heads stand in for
     print(f"device {device}, dtype {generator.dtype}, threads {torch.get_num_threads()}, best of {args.runs}")
     encoding = {}
     with torch.inference_mode():
         for refiner in (False, True) if c.refiner else (False,):
-            targets = ["base", "refiner"] if refiner else ["base"]
+            roles = ["base", "refiner"] if refiner else ["base"]
+            targets = sorted({head for role in roles for head in generator.heads[role] or []})
+            english_targets = [read.head for role in roles for read in generator.reads[role]]
             korean = best_of(args.runs * 10, lambda t=targets: generator.encoder.encode_all([KOREAN, ""], t), device)
-            teacher = best_of(args.runs * 10, lambda t=targets: english.encode_all([ENGLISH, ""], t), device)
+            teacher = best_of(args.runs * 10, lambda t=english_targets: english.encode_all([ENGLISH, ""], t), device)
             encoding[refiner] = korean
             print(
                 f"text encoding for {' + '.join(targets)} (prompt + negative): Korean encoder {korean * 1e3:.2f} ms, "

@@ -34,6 +34,14 @@ class Lora:
 
 
 @dataclass
+class Guide:
+    """What the form tells a newcomer about the model: prompts to start from, and the world it knows."""
+
+    examples: list[str] = field(default_factory=list)  # shown as one-click prompts on the forms
+    world: str | None = None  # "miniworld": the embedded models, whose vocabulary the form lists; None: no note
+
+
+@dataclass
 class GeneratorConfig:
     name: str
     base: str  # a pipeline directory or hub id (SD 1.x, 2.x or XL), or a single-file checkpoint (.safetensors)
@@ -59,6 +67,7 @@ class GeneratorConfig:
     compile: bool = False  # torch.compile the UNets
     cpu_offload: bool = False  # enable_model_cpu_offload, for small GPUs
     limits: Limits = field(default_factory=Limits)
+    guide: Guide = field(default_factory=Guide)
 
 
 def load_config(name_or_path: str | Path) -> GeneratorConfig:
@@ -75,6 +84,7 @@ def load_config(name_or_path: str | Path) -> GeneratorConfig:
     try:
         values["limits"] = Limits(**values.get("limits", {}))
         loras = values.get("loras") or []
+        values["guide"] = Guide(**values.get("guide", {}))
         values["loras"] = [Lora(path=item) if isinstance(item, str) else Lora(**item) for item in loras]
         return GeneratorConfig(**values)
     except TypeError as error:

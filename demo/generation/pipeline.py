@@ -62,7 +62,7 @@ class ImageGenerator:
         self.reads = {"base": self.family.tower_reads(config.base_towers)}
         if config.refiner:
             self.reads["refiner"] = FAMILIES["sdxl-refiner"].tower_reads(config.refiner_towers)
-        self.encoder = self._prompt_encoder(prompt_encoder)
+        self.encoder = self.load_prompt_encoder(prompt_encoder)
         self.heads = {role: self._heads(role, reads) for role, reads in self.reads.items()}
         if self.heads["base"] is None:
             wanted = ", ".join(read.head for read in self.reads["base"])
@@ -84,7 +84,8 @@ class ImageGenerator:
         self.pipelines = [p for p in (self.base, self.img2img, self.refiner) if p is not None]
         self._place()
 
-    def _prompt_encoder(self, name: str) -> PromptEncoder:
+    def load_prompt_encoder(self, name: str) -> PromptEncoder:
+        """The Korean student ("korean") or the English text towers it stands in for ("english"), loaded."""
         c = self.config
         if name == "korean":
             return KoreanPromptEncoder.from_pretrained(resolve(c.korean_encoder), self.device, self.dtype)

@@ -2,9 +2,13 @@
 
 The ko_clip student's pooled head (e.g. `miniworld-clip:penultimate`, `openclip-vit-bigg-14:penultimate`; `refiner`
 in encoders written before heads were keyed by tower) was distilled onto the projected pooled output of that CLIP
-text tower, so a Korean prompt through the student and an English prompt through that CLIP itself land in the
-same space; CLIP's image tower projects images into it as well. Every vector is L2-normalised float32, so a dot
-product is the cosine similarity.
+text tower, from Korean sentences and from their English originals, so text in either language through the student
+lands in that CLIP's space; CLIP's image tower projects images into it as well. Every vector is L2-normalised
+float32, so a dot product is the cosine similarity.
+
+Text in both languages goes through the student by default (`english="student"`): one encoder for every query
+scores Korean and English alike, where English through the CLIP text tower itself ranked short English queries
+far worse (docs/measurements/search_quality.md). `english="clip"` keeps the earlier split.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from transformers import AutoImageProcessor, BaseImageProcessor, CLIPModel, CLIP
 
 from ko_clip import KoreanPromptEncoder
 
+ENGLISH_ENCODERS = ("student", "clip")  # what reads text without Hangul: the Korean student, or CLIP's text tower
 HANGUL = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
 
 
@@ -42,13 +47,17 @@ class PromptEmbedder:
         korean: KoreanPromptEncoder,
         target: str = "refiner",
         batch_size: int = 64,
+        english: str = "student",
     ) -> None:
+        if english not in ENGLISH_ENCODERS:
+            raise ValueError(f"english must be one of {', '.join(ENGLISH_ENCODERS)}, not {english!r}")
         self.clip = clip.eval()
         self.tokenizer = tokenizer
         self.processor = processor
         self.korean = korean
         self.target = target
         self.batch_size = batch_size
+        self.english = english
         self.device = next(clip.parameters()).device
         self.dtype = next(clip.parameters()).dtype
         pooled = korean.model.config.target_specs[korean.targets.index(target)].pooled_size
@@ -65,10 +74,12 @@ class PromptEmbedder:
         target: str | None = None,
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
+        english: str = "student",
     ) -> PromptEmbedder:
         """`clip`: a CLIPModel directory or hub id whose text tower is the refiner's text encoder;
         `korean_encoder`: a directory, or a loaded encoder to share (the generator's); `target`: its head with the
-        pooled output in that CLIP's space (None: its first head with a pooled output)."""
+        pooled output in that CLIP's space (None: its first head with a pooled output); `english`: what reads text
+        without Hangul ("student" or "clip")."""
         model = CLIPModel.from_pretrained(clip, dtype=dtype).to(device)
         korean = korean_encoder
         if not isinstance(korean, KoreanPromptEncoder):
@@ -78,17 +89,20 @@ class PromptEmbedder:
             target = pooled[0] if pooled else "(none with a pooled output)"
         if target not in korean.targets:
             raise ValueError(f"the Korean encoder has no {target!r} head (it has {', '.join(korean.targets)})")
-        return cls(model, CLIPTokenizer.from_pretrained(clip), AutoImageProcessor.from_pretrained(clip), korean, target)
+        tokenizer, processor = CLIPTokenizer.from_pretrained(clip), AutoImageProcessor.from_pretrained(clip)
+        return cls(model, tokenizer, processor, korean, target, english=english)
 
     @property
     def dim(self) -> int:
         return self.clip.config.projection_dim
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
-        """(len(texts), dim): Korean texts through the student, the others through the CLIP text tower."""
+        """(len(texts), dim): every text through the student, or with `english="clip"` the texts without Hangul
+        through the CLIP text tower."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        korean = [i for i, t in enumerate(texts) if is_korean(t)]
-        english = [i for i, t in enumerate(texts) if not is_korean(t)]
+        by_clip = self.english == "clip"
+        korean = [i for i, t in enumerate(texts) if not by_clip or is_korean(t)]
+        english = [i for i, t in enumerate(texts) if by_clip and not is_korean(t)]
         for rows, encode in ((korean, self._korean), (english, self._english)):
             for start in range(0, len(rows), self.batch_size):
                 chunk = rows[start : start + self.batch_size]

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from annoy import AnnoyIndex
 
+from demo.generation.errors import N_, UserError
 from demo.search.store import sync_to_disk
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,11 @@ MANIFEST = "index.json"
 Batches = Iterable[tuple[np.ndarray, np.ndarray]]  # (record ids, vectors) a batch at a time
 
 
-class SearchError(ValueError):
-    """A search that cannot be answered, with a message meant for the person who asked."""
+class SearchError(UserError):
+    """A search that cannot be answered, with a message meant for the person who asked (an English template and
+    its params: the web app shows it in the reader's language)."""
+
+    default_code = "search_invalid"
 
 
 @dataclass
@@ -172,7 +176,7 @@ class PromptIndex:
         with self._lock:
             built, buffer, buffer_ids = self._built, self._buffer[: self._buffered], self._buffer_ids[: self._buffered]
         if built is None and len(buffer) == 0:
-            raise SearchError("the gallery is empty: there is nothing to search yet")
+            raise SearchError(N_("the gallery is empty: there is nothing to search yet"), code="gallery_empty")
         vector = np.asarray(vector, dtype=np.float32)
         hits: list[Hit] = []
         if built is not None:

@@ -11,17 +11,23 @@ from demo.generation.request import Request
 from demo.search.service import SearchService
 from demo.search.store import Record
 from miniworld.korean import korean_captions
-from miniworld.world import all_scenes, english_caption
+from miniworld.world import Scene, all_scenes, english_caption
 
 if TYPE_CHECKING:  # the generator's model libraries load only where it is built
     from demo.generation.pipeline import ImageGenerator
 
 
-def seed_prompts(count: int, seed: int = 0) -> list[str]:
-    """Miniworld scenes, captioned in English and Korean by turns, so either language finds the other."""
+def seed_scenes(count: int, seed: int = 0) -> list[tuple[Scene, str]]:
+    """Distinct miniworld scenes with their prompts, captioned in English and Korean by turns, so either language
+    finds the other (the search benchmark scores results against the scenes)."""
     rng = random.Random(seed)
     scenes = rng.sample(all_scenes(), min(count, len(all_scenes())))
-    return [english_caption(s) if i % 2 == 0 else korean_captions(s, 1, rng)[0] for i, s in enumerate(scenes)]
+    return [(s, english_caption(s) if i % 2 == 0 else korean_captions(s, 1, rng)[0]) for i, s in enumerate(scenes)]
+
+
+def seed_prompts(count: int, seed: int = 0) -> list[str]:
+    """The prompts of `seed_scenes`."""
+    return [prompt for _, prompt in seed_scenes(count, seed)]
 
 
 def seed_gallery(

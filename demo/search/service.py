@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from demo.generation.config import REPO, resolve
 from demo.generation.images import ImageError, fit, open_upload
+from demo.generation.errors import N_
 from demo.search.index import Batches, IndexSettings, PromptIndex, SearchError
 from demo.search.store import GalleryStore, Record
 
@@ -41,9 +42,11 @@ class SearchConfig:
     clip: str = "miniworld/weights/clip"
     korean_encoder: str = "miniworld/weights/ko-clip"
     target: str | None = None  # the ko_clip head whose pooled output lives in that CLIP's space; None: its pooled head
+    english: str = "student"  # what reads text without Hangul: the Korean student (one encoder), or "clip"
     index: IndexSettings = field(default_factory=IndexSettings)
     max_k: int = 100
     max_query_chars: int = 300
+    page_min_score: float = 0.5  # the search page hides text results below this (benchmarks/search_quality.py)
 
 
 def load_search_config(path: str | Path | None = None) -> SearchConfig:
@@ -117,7 +120,9 @@ class SearchService:
                 shared = generator.encoder
                 if korean == resolve(generator.config.korean_encoder) and isinstance(shared, KoreanPromptEncoder):
                     korean = shared
-            embedder = PromptEmbedder.from_pretrained(resolve(config.clip), korean, config.target, **placement)
+            embedder = PromptEmbedder.from_pretrained(
+                resolve(config.clip), korean, config.target, english=config.english, **placement
+            )
         store = GalleryStore(data_dir)
         return cls(store, PromptIndex(Path(data_dir) / "index", embedder.dim, config.index), embedder, config)
 
@@ -164,9 +169,13 @@ class SearchService:
     def search_text(self, query: str, k: int = 5, min_score: float | None = None) -> list[SearchResult]:
         query = (query or "").strip()
         if not query:
-            raise SearchError("the query is empty")
+            raise SearchError(N_("the query is empty"), code="query_empty")
         if len(query) > self.config.max_query_chars:
-            raise SearchError(f"the query is too long: at most {self.config.max_query_chars} characters")
+            raise SearchError(
+                N_("the query is too long: at most %(count)d characters"),
+                code="query_too_long",
+                params={"count": self.config.max_query_chars},
+            )
         self._check(k, min_score)
         return self._results(self.embedder.embed_text(query), k, min_score)
 
@@ -184,7 +193,7 @@ class SearchService:
         try:
             image = open_upload(image) if isinstance(image, bytes) else image
         except ImageError as error:
-            raise SearchError(str(error)) from error
+            raise SearchError(error.template, code=error.code, params=error.params, field="image") from error
         # CLIP's processor resizes the short side first: 16×1,048,576 px would become 224×14.7M. Cropping the
         # centre square first (what the processor keeps anyway) bounds its memory and time for any upload.
         image = fit(image, self.image_side)
@@ -192,9 +201,11 @@ class SearchService:
 
     def _check(self, k: int, min_score: float | None) -> None:
         if not isinstance(k, int) or not 1 <= k <= self.config.max_k:
-            raise SearchError(f"k must be a whole number between 1 and {self.config.max_k}")
+            raise SearchError(
+                N_("k must be a whole number between 1 and %(most)d"), code="k_invalid", params={"most": self.config.max_k}
+            )
         if min_score is not None and not -1.0 <= min_score <= 1.0:
-            raise SearchError("the minimum score must be between -1 and 1")
+            raise SearchError(N_("the minimum score must be between -1 and 1"), code="min_score_invalid")
 
     def _results(self, vector: np.ndarray, k: int, min_score: float | None) -> list[SearchResult]:
         hits = self.index.search(vector, k, min_score)

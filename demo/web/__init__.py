@@ -26,7 +26,7 @@ from flask.json.provider import DefaultJSONProvider
 from flask_wtf.csrf import CSRFProtect
 
 from demo.search.store import private_file
-from demo.web import extensions
+from demo.web import extensions, i18n
 from demo.web.serializers import image_url
 
 if TYPE_CHECKING:
@@ -107,6 +107,7 @@ def create_app(
     app.config["DATA_DIR"] = str(data_dir)
     app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or _secret_key(data_dir / "secret_key")
     csrf.init_app(app)
+    i18n.init_app(app)
 
     extensions.init_app(app, generator, search)
     app.add_template_global(image_url)

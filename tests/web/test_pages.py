@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from urllib.parse import quote
 
 from demo.web.extensions import get_services
 
@@ -93,7 +94,7 @@ def test_search_page_by_text_and_by_image(client, prompt, wait_for):
     )
     assert by_image.status_code == 200 and job["images"][0] in text(by_image)
     bad = client.get("/search", query_string={"q": "원", "k": "-1"})
-    assert bad.status_code == 400 and "k must be" in text(bad)
+    assert bad.status_code == 400 and "k는 1에서 100 사이의 정수" in text(bad)  # in Korean, at the search field
 
 
 def test_reusing_a_prompt_fills_the_form(client):
@@ -138,7 +139,7 @@ def test_images_are_served_only_from_the_gallery(app, client):
 def test_forms_need_a_csrf_token(make_app, prompt):
     client = make_app(WTF_CSRF_ENABLED=True).test_client()
     refused = client.post("/", data={"prompt": prompt})
-    assert refused.status_code == 400 and "reload the page" in text(refused)
+    assert refused.status_code == 400 and "페이지를 새로 고친 뒤" in text(refused)
     token = re.search(r'name="csrf_token" value="([^"]+)"', text(client.get("/"))).group(1)
     assert client.post("/", data={"prompt": prompt, "steps": "1", "csrf_token": token}).status_code == 303
     assert client.post("/api/txt2img", json={"prompt": prompt, "steps": 1}).status_code == 202  # the API takes JSON
@@ -161,3 +162,64 @@ def test_settings_come_from_the_environment(monkeypatch, make_app):
     app = make_app()
     assert app.config["QUEUE_SIZE"] == 3 and get_services(app).jobs.max_queued == 3
     assert app.config["MAX_CONTENT_LENGTH"] == 12345
+
+
+def test_each_image_has_a_page_and_a_download_named_from_its_prompt(client, prompt, wait_for):
+    job = wait_for(client, client.post("/api/txt2img", json={"prompt": prompt, "steps": 2, "seed": 7}).json["id"])
+    record_id = client.get("/api/gallery").json[0]["id"]
+    page = text(client.get(f"/gallery/{record_id}"))
+    assert job["images"][0] in page and prompt in page and "pixelated" in page
+    for shown in (
+        "시드",
+        ">7<",
+        "단계 수",
+        ">2<",
+        "가이던스",
+        "이 프롬프트 쓰기",
+        "이 이미지로 이미지→이미지",
+        "내려받기",
+    ):
+        assert shown in page, shown
+    assert f'href="/gallery/{record_id}"' in text(client.get("/gallery"))  # the gallery links to it
+    assert f"/gallery/{record_id}" in text(client.get(f"/jobs/{job['id']}"))  # and so does the job page
+    download = client.get(f"/gallery/{record_id}/download")
+    disposition = download.headers["Content-Disposition"]
+    assert download.status_code == 200 and download.data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert disposition.startswith("attachment;") and 'filename="image-seed7.png"' in disposition
+    assert "filename*=UTF-8''" + quote(f"{prompt}-seed7.png") in disposition
+    assert client.get("/gallery/999999").status_code == 404
+    assert client.get("/gallery/99999999999999999999999").status_code == 404  # beyond SQLite's integers: no 500
+
+
+def test_image_to_image_from_a_gallery_image_and_its_input_on_the_job_page(client, prompt, wait_for):
+    wait_for(client, client.post("/api/txt2img", json={"prompt": prompt, "steps": 2}).json["id"])
+    record_id = client.get("/api/gallery").json[0]["id"]
+    form = text(client.get(f"/img2img?source={record_id}"))
+    assert f'name="source" value="{record_id}"' in form and "갤러리에서" in form
+    answer = client.post("/img2img", data={"prompt": "노란 별", "steps": "4", "source": str(record_id)})
+    assert answer.status_code == 303
+    job_id = answer.headers["Location"].rsplit("/", 1)[-1]
+    wait_for(client, job_id)
+    page = text(client.get(f"/jobs/{job_id}"))
+    assert f"/jobs/{job_id}/input.png" in page and "이 이미지에서 시작했습니다" in page
+    image = client.get(f"/jobs/{job_id}/input.png")
+    assert image.status_code == 200 and image.mimetype == "image/png"
+    assert app_client_of(client).get(f"/jobs/{job_id}/input.png").status_code == 404  # another browser: not found
+
+
+def app_client_of(client):
+    return client.application.test_client()
+
+
+def test_the_form_says_what_the_model_knows_and_offers_examples(client):
+    page = text(client.get("/"))
+    assert "64×64" in page and "도형: 원, 사각형, 삼각형, 별, 마름모" in page and "배경: 흰, 검은, 회색" in page
+    assert 'data-example="검은 배경 가운데 노란 별"' in page
+    english = text(client.get("/?lang=en"))
+    assert "shapes: circle, square, triangle, star, diamond" in english
+
+
+def test_favicon_and_skip_link(client):
+    assert client.get("/favicon.ico").status_code == 301
+    assert client.get("/static/favicon.svg").status_code == 200
+    assert 'href="#main"' in text(client.get("/search")) and 'id="main"' in text(client.get("/search"))

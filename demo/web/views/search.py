@@ -8,6 +8,7 @@ from demo.generation.images import ImageError
 from demo.generation.request import GenerationError, read_number
 from demo.search.index import SearchError
 from demo.web.extensions import get_services
+from demo.web.i18n import translate_error
 from demo.web.views.forms import decode
 
 DEFAULT_K = 12
@@ -23,18 +24,29 @@ def search_k() -> int:
 
 @bp.route("/search", methods=["GET", "POST"])
 def search():
-    """GET ?q=…&k=… searches by text; POST with an `image` file searches by image."""
+    """GET ?q=…&k=… searches by text; POST with an `image` file searches by image. Text results below the
+    config's `page_min_score` (or `min_score`) are left out: an empty list then says "no close match"."""
+    s = get_services()
     query = request.args.get("q", "")
     upload = request.files.get("image") if request.method == "POST" else None
-    results, error, status = None, None, 200
+    results, error, status, field = None, None, 200, None
     try:
-        k = search_k()
-        if upload is not None:
-            search = get_services().search
-            results = search.search_image(decode(upload.read(), search.image_side), k)
+        k, floor = search_k(), read_number(request.values, "min_score", float)
+        if upload is not None:  # image–text scores sit lower than text–text ones: the text floor does not apply
+            field = "image"
+            results = s.search.search_image(decode(upload.read(), s.search.image_side), k, floor)
         elif query.strip():
-            results = get_services().search.search_text(query, k)
+            field = "q"
+            results = s.search.search_text(query, k, s.search.config.page_min_score if floor is None else floor)
     except (SearchError, GenerationError, ImageError) as exc:
-        error, status = str(exc), 400
+        error, status = translate_error(exc), 400
     by_image = upload is not None and error is None
-    return render_template("search.html", query=query, results=results, error=error, by_image=by_image), status
+    return render_template(
+        "search.html",
+        query=query,
+        results=results,
+        field_error=error,
+        error_field=field or "q",
+        by_image=by_image,
+        gallery_size=len(s.search),
+    ), status

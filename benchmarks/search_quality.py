@@ -1,0 +1,120 @@
+"""How well similar-prompt search finds what a query means, in Korean and in English.
+
+    python -m benchmarks.search_quality [--count 300] [--json]
+
+Builds a seeded gallery as the app does on first start (`demo.search.seeding.seed_scenes`: distinct miniworld
+scenes captioned in English and Korean by turns; each image drawn by `miniworld.world.render`, which is what the
+prompt says, since search ranks prompts), then runs the hand-written held-out queries of
+`benchmarks.search_queries` through the product's `SearchService`:
+
+- short queries (a colour and a shape): precision@5, the share of the top 5 with that colour and shape;
+- full sentences (all five attributes): the attributes the top 5 share with the query, over the most that any 5
+  gallery images could share;
+- image queries (scenes drawn with unseen seeds): precision@5 of colour and shape;
+- out-of-world queries (things the embedded models never saw): their best score, beside the in-world queries'
+  fifth-best, which is what a score floor has to separate.
+
+Each text encoder setting (`SearchConfig.english`) is measured on its own gallery; "student queries on a clip
+gallery" is a gallery stored before the switch, searched after it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.search_queries import IMAGES, OUT_OF_WORLD, SENTENCE_EN, SENTENCE_KO, SHORT_EN, SHORT_KO
+from demo.search.embeddings import PromptEmbedder
+from demo.search.seeding import seed_scenes
+from demo.search.service import SearchConfig, SearchService
+from miniworld.paths import CLIP_DIR, KOREAN_ENCODER_DIR
+from miniworld.world import ATTRIBUTES, Scene, render
+
+K = 5
+
+
+def build_gallery(data_dir: Path, embedder: PromptEmbedder, count: int) -> tuple[SearchService, dict[int, Scene]]:
+    """A gallery of `count` seeded scenes stored through the product's `SearchService.add`."""
+    service = SearchService.open(data_dir, SearchConfig(english=embedder.english), embedder=embedder)
+    scenes = {}
+    for i, (scene, prompt) in enumerate(seed_scenes(count)):
+        scenes[service.add(render(scene, i), prompt).id] = scene
+    return service, scenes
+
+
+def _shares(scene: Scene, wanted: dict[str, str]) -> int:
+    return sum(getattr(scene, name) == value for name, value in wanted.items())
+
+
+def measure(service: SearchService, scenes: dict[int, Scene]) -> dict[str, float]:
+    """Every metric of the module docstring for one gallery."""
+    report: dict[str, float] = {}
+    for name, queries in (("short_ko", SHORT_KO), ("short_en", SHORT_EN)):
+        precision = []
+        for query, colour, shape in queries:
+            top = [scenes[r.record.id] for r in service.search_text(query, K)]
+            precision.append(np.mean([s.color == colour and s.shape == shape for s in top]))
+        report[f"{name}_p@5"] = float(np.mean(precision))
+    for name, queries in (("sentence_ko", SENTENCE_KO), ("sentence_en", SENTENCE_EN)):
+        overlap = []
+        for query, *values in queries:
+            wanted = dict(zip(ATTRIBUTES, values, strict=True))
+            best = sum(sorted((_shares(s, wanted) for s in scenes.values()), reverse=True)[:K])
+            top = [scenes[r.record.id] for r in service.search_text(query, K)]
+            overlap.append(sum(_shares(s, wanted) for s in top) / best)
+        report[f"{name}_overlap"] = float(np.mean(overlap))
+    precision = []
+    for *values, seed in IMAGES:
+        scene = Scene(*values)
+        top = [scenes[r.record.id] for r in service.search_image(render(scene, seed), K)]
+        precision.append(np.mean([s.color == scene.color and s.shape == scene.shape for s in top]))
+    report["image_p@5"] = float(np.mean(precision))
+    in_world = [q for q, *_ in SHORT_KO + SHORT_EN + SENTENCE_KO + SENTENCE_EN]
+    fifth = [service.search_text(q, K)[-1].score for q in in_world]
+    first_out = [service.search_text(q, 1)[0].score for q in OUT_OF_WORLD]
+    report |= {
+        "in_world_5th_score_min": float(min(fifth)),
+        "in_world_5th_score_p05": float(np.percentile(fifth, 5)),
+        "out_of_world_1st_score_max": float(max(first_out)),
+        "out_of_world_1st_score_median": float(np.median(first_out)),
+    }
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=300, help="gallery size (seeded scenes)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    student = PromptEmbedder.from_pretrained(CLIP_DIR, KOREAN_ENCODER_DIR, english="student")
+    clip = PromptEmbedder(  # the same loaded models, English read by CLIP's text tower
+        student.clip, student.tokenizer, student.processor, student.korean, student.target, english="clip"
+    )
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, embedder in (("clip (English through CLIP)", clip), ("student (one encoder)", student)):
+            service, scenes = build_gallery(Path(tmp) / embedder.english, embedder, args.count)
+            rows[name] = measure(service, scenes)
+            if embedder is clip:  # a gallery stored before the switch, searched after it
+                service.embedder = student
+                rows["student queries on a clip gallery"] = measure(service, scenes)
+            service.close()
+    if args.json:
+        json.dump({"count": args.count, "k": K, "results": rows}, sys.stdout, indent=2)
+        print()
+        return 0
+    columns = list(next(iter(rows.values())))
+    print("| setting | " + " | ".join(columns) + " |")
+    print("|---|" + "---:|" * len(columns))
+    for name, row in rows.items():
+        print(f"| {name} | " + " | ".join(f"{row[c]:.3f}" for c in columns) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

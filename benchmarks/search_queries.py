@@ -1,0 +1,173 @@
+"""Held-out search queries for `benchmarks.search_quality`, written by hand, not from the corpus templates.
+
+Each query names the attributes it asks for (English words of `miniworld.world.ATTRIBUTES`). Short queries name a
+colour and a shape; sentences name all five, in phrasings no corpus template uses (questions, requests, lists,
+clauses in other orders, casual endings). Image queries are scenes drawn with seeds the gallery never used.
+"""
+
+from __future__ import annotations
+
+
+def _queries(table: str) -> list[tuple[str, ...]]:
+    """Rows of "query | attribute words": (query, *words)."""
+    rows = [line.split(" | ") for line in table.strip().splitlines()]
+    return [(query.strip(), *words.split()) for query, words in rows]
+
+
+# query | colour shape
+SHORT_KO = _queries("""
+노랑 별 | yellow star
+빨강 동그라미 | red circle
+초록 세모 | green triangle
+파랑 네모 | blue square
+보라 마름모 | purple diamond
+주황 별 모양 | orange star
+붉은 삼각형 | red triangle
+녹색 원 | green circle
+푸른 마름모꼴 | blue diamond
+보랏빛 정사각형 | purple square
+샛노란 동그라미 하나 | yellow circle
+주황색 네모 그림 | orange square
+빨간색 마름모 | red diamond
+초록색 별 | green star
+파란색 세모 | blue triangle
+보라색 원형 | purple circle
+노란색 사각형 | yellow square
+주황빛 삼각형 | orange triangle
+빨간 별 하나 | red star
+녹색 마름모 | green diamond
+파란 동그라미 | blue circle
+보라 별 | purple star
+노란 마름모꼴 | yellow diamond
+주황 원 | orange circle
+빨강 사각형 | red square
+초록 정사각형 | green square
+파란 별 | blue star
+보라색 세모 | purple triangle
+노랑 세모 | yellow triangle
+주황 마름모 | orange diamond
+""")
+SHORT_EN = _queries("""
+yellow star | yellow star
+a red circle | red circle
+green triangle | green triangle
+blue square | blue square
+a purple diamond | purple diamond
+orange star shape | orange star
+red triangle | red triangle
+a green circle | green circle
+blue diamond | blue diamond
+purple square | purple square
+one yellow circle | yellow circle
+an orange square | orange square
+red diamond shape | red diamond
+a green star | green star
+blue triangle | blue triangle
+purple circle | purple circle
+a yellow square | yellow square
+orange triangle | orange triangle
+a single red star | red star
+green diamond | green diamond
+a blue circle | blue circle
+purple star | purple star
+yellow diamond | yellow diamond
+orange circle | orange circle
+red square | red square
+the green square | green square
+blue star | blue star
+a purple triangle | purple triangle
+yellow triangle | yellow triangle
+an orange diamond | orange diamond
+""")
+
+# query | colour shape size position background
+SENTENCE_KO = _queries("""
+회색 바탕 오른쪽 구석에 조그만 초록 세모가 하나 있어요 | green triangle small right gray
+까만 배경 한가운데 커다란 노란 별을 하나 그려 줘 | yellow star large center black
+흰 배경인데 위쪽에 작은 파란 동그라미가 떠 있네 | blue circle small top white
+아래쪽에 큼직한 보라색 마름모, 배경은 하얀색 | purple diamond large bottom white
+왼쪽에 빨간 네모가 크게 있고 바탕은 검정색 | red square large left black
+잿빛 배경 위쪽에 자그마한 주황 원이 보여요 | orange circle small top gray
+중앙에 작은 초록색 별이 있는 흰색 그림 | green star small center white
+검은 화면 오른쪽에 큰 파란 세모를 넣어 줘 | blue triangle large right black
+하얀 바탕, 하단에 조그만 노란 마름모꼴 | yellow diamond small bottom white
+회색 배경의 좌측에 커다란 보랏빛 동그라미 | purple circle large left gray
+상단에 큰 주황색 네모가 있는 까만 그림이요 | orange square large top black
+흰 배경 우측 작은 빨강 별 | red star small right white
+가운데에 커다랗게 녹색 마름모, 배경은 회색이에요 | green diamond large center gray
+검정 바탕 아래쪽에 작은 파란색 정사각형이 하나 | blue square small bottom black
+왼쪽 작은 노란 세모와 하얀 배경 | yellow triangle small left white
+회색 바탕 한가운데에 큰 빨간 동그라미 하나만 | red circle large center gray
+오른쪽에 큼직한 보라 별이 있는 검은 배경 | purple star large right black
+위쪽에 작은 초록 네모가 있는 흰 그림을 원해요 | green square small top white
+아래쪽 큰 주황 세모, 잿빛 배경 | orange triangle large bottom gray
+까만 배경 좌측에 조그마한 파란 마름모 | blue diamond small left black
+""")
+SENTENCE_EN = _queries("""
+a gray backdrop with one small green triangle off to the right | green triangle small right gray
+draw a big yellow star right in the middle of a black background | yellow star large center black
+on white, a little blue circle near the top | blue circle small top white
+large purple diamond at the bottom, white background | purple diamond large bottom white
+there is a large red square on the left and the background is black | red square large left black
+a tiny orange circle up top on a gray background | orange circle small top gray
+white picture with a small green star in the centre | green star small center white
+put a big blue triangle on the right of a black canvas | blue triangle large right black
+small yellow diamond at the bottom over white | yellow diamond small bottom white
+gray background, large purple circle to the left | purple circle large left gray
+a black image with a large orange square at the top | orange square large top black
+small red star, right side, white background | red star small right white
+in the center a large green diamond; the background is gray | green diamond large center gray
+one small blue square at the bottom of a black background | blue square small bottom black
+left: a small yellow triangle. background: white | yellow triangle small left white
+just one large red circle in the middle, gray background | red circle large center gray
+black background with a large purple star on the right | purple star large right black
+I want a white picture with a small green square at the top | green square small top white
+big orange triangle at the bottom on gray | orange triangle large bottom gray
+a small blue diamond on the left side of a black background | blue diamond small left black
+""")
+
+# colour shape size position background seed: drawn by `miniworld.world.render` with a seed no gallery uses
+IMAGES = [
+    (*words[:5], int(words[5]))
+    for words in (
+        line.split()
+        for line in """
+yellow star large center black 90001
+red circle small left white 90002
+green triangle large right gray 90003
+blue square small top white 90004
+purple diamond large bottom black 90005
+orange star small center gray 90006
+red triangle large top black 90007
+green circle small bottom white 90008
+blue diamond large left gray 90009
+purple square small right black 90010
+yellow circle large right white 90011
+orange square large left black 90012
+red diamond small center gray 90013
+green star large top white 90014
+blue triangle small bottom black 90015
+purple circle large center white 90016
+yellow square small bottom gray 90017
+orange triangle large right white 90018
+red star large bottom white 90019
+green diamond small left black 90020
+""".strip().splitlines()
+    )
+]
+
+# Things the embedded models never saw: the best score these get is what a "no close match" floor must stay above.
+OUT_OF_WORLD = """
+바닷가에서 뛰노는 강아지
+a dog playing on the beach
+눈 덮인 산 위의 일출
+sunrise over a snowy mountain
+고양이 초상화, 유화
+oil painting of a cat
+도시의 밤거리 네온사인
+neon signs in a city street at night
+맛있는 김치찌개
+a bowl of ramen
+자동차
+car
+""".strip().splitlines()
