@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import json
 import random
 import resource
 import tempfile
@@ -42,6 +41,7 @@ from transformers import (
     CLIPTokenizer,
 )
 
+from benchmarks.random_pipelines import architecture as published_architecture
 from ko_clip.config import TrainConfig, load_config
 from ko_clip.dataset import Pair
 from ko_clip.student import train_wordpiece
@@ -58,9 +58,8 @@ from ko_clip.train import (
 from miniworld.corpus import training_pairs
 from miniworld.paths import CLIP_DIR
 
-ARCH = Path(__file__).resolve().parent / "architectures"
 TOWERS = {
-    "clip-vit-l-14": "clip-vit-l-14-text",
+    "clip-vit-l-14": "clip-vit-l-14-text-encoder",
     "openclip-vit-h-14": "sd2-text-encoder",
     "openclip-vit-bigg-14": "sdxl-refiner-text-encoder-2",
 }
@@ -74,7 +73,7 @@ REDUCE = 4
 
 def architecture(name: str, reduced: bool) -> dict:
     """A published architecture; reduced: widths, heads and depth divided by `REDUCE` (at least 2 layers)."""
-    settings = json.loads((ARCH / f"{name}.json").read_text())
+    settings = published_architecture(name)
     if reduced:
         for key in ("hidden_size", "intermediate_size", "num_attention_heads", "projection_dim"):
             if key in settings:
