@@ -21,8 +21,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from demo.generation.config import REPO, resolve
-from demo.generation.images import ImageError, fit, open_upload
 from demo.generation.errors import N_
+from demo.generation.images import ImageError, fit, open_upload
 from demo.search.index import Batches, IndexSettings, PromptIndex, SearchError
 from demo.search.store import GalleryStore, Record
 
@@ -202,7 +202,9 @@ class SearchService:
     def _check(self, k: int, min_score: float | None) -> None:
         if not isinstance(k, int) or not 1 <= k <= self.config.max_k:
             raise SearchError(
-                N_("k must be a whole number between 1 and %(most)d"), code="k_invalid", params={"most": self.config.max_k}
+                N_("k must be a whole number between 1 and %(most)d"),
+                code="k_invalid",
+                params={"most": self.config.max_k},
             )
         if min_score is not None and not -1.0 <= min_score <= 1.0:
             raise SearchError(N_("the minimum score must be between -1 and 1"), code="min_score_invalid")

@@ -212,4 +212,5 @@ def test_kiwi_normalisation_respaces_prompts_before_the_encoder(tmp_path):
     unspaced = "검은바탕오른쪽에작은파란별"
     spaced = respacing.space(unspaced)
     assert spaced.replace(" ", "") == unspaced and spaced.count(" ") >= 3
-    assert torch.equal(respacing.encode(unspaced, "miniworld-clip:last").prompt_embeds, plain.encode(spaced, "miniworld-clip:last").prompt_embeds)
+    head = "miniworld-clip:last"
+    assert torch.equal(respacing.encode(unspaced, head).prompt_embeds, plain.encode(spaced, head).prompt_embeds)

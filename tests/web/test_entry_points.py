@@ -45,7 +45,7 @@ class EntryPoint:
         return body["error"], body["code"]
 
 
-PAGES = EntryPoint("pages", "/", {}, form=True)
+PAGES = EntryPoint("pages", "/?lang=en", {}, form=True)  # the pages speak Korean unless asked (test_i18n)
 API = EntryPoint("api", "/api/txt2img", {})
 A1111 = EntryPoint(
     "a1111",

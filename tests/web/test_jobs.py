@@ -382,4 +382,4 @@ def test_an_unreachable_queue_is_a_503_with_the_reason_on_every_api(make_app, pr
     assert calls[0].json["code"] == "queue_unavailable" and "cannot be reached" in calls[0].json["error"]
     assert "cannot be reached" in calls[3].json["detail"]
     assert calls[5].json["error"]["type"] == "server_error" and "cannot be reached" in calls[5].json["error"]["message"]
-    assert "cannot be reached" in calls[6].get_data(as_text=True)
+    assert "작업 대기열에 지금 연결할 수 없습니다" in calls[6].get_data(as_text=True)

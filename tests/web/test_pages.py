@@ -48,9 +48,9 @@ def test_result_page_shows_similar_prompts_from_the_gallery(client, prompt, wait
 def test_form_errors_keep_the_input_and_say_why(client, prompt):
     answer = client.post("/", data={"prompt": prompt, "steps": "0"})
     page = text(answer)
-    assert answer.status_code == 400 and "steps must be between 1 and 100" in page and prompt in page
+    assert answer.status_code == 400 and "단계 수 값은 1에서 100 사이여야 합니다" in page and prompt in page
     answer = client.post("/", data={"prompt": ""})
-    assert answer.status_code == 400 and "prompt is empty" in text(answer)
+    assert answer.status_code == 400 and "프롬프트가 비어 있습니다" in text(answer)
 
 
 def test_img2img_page_upload_and_errors(client, prompt, png, wait_for):
@@ -65,7 +65,7 @@ def test_img2img_page_upload_and_errors(client, prompt, png, wait_for):
         data={"prompt": prompt, "image": (io.BytesIO(b"GIF89a junk"), "x.gif")},
         content_type="multipart/form-data",
     )
-    assert junk.status_code == 400 and "not a readable image" in text(junk)
+    assert junk.status_code == 400 and "읽을 수 있는 이미지 파일이 아닙니다" in text(junk)
 
 
 def test_cancel_from_the_job_page(client, held, prompt, wait_for):

@@ -51,7 +51,7 @@ def test_img2img_that_would_run_no_step_is_a_400(client, fields, prompt, png):
     assert answer.status_code == 400 and "int(steps × strength)" in answer.json["error"]
     assert client.get("/api/jobs").json == []
     page = client.post("/img2img", data={"prompt": prompt, "image": (io.BytesIO(png()), "in.png")} | fields)
-    assert page.status_code == 400 and "int(steps × strength)" in page.get_data(as_text=True)
+    assert page.status_code == 400 and "int(단계 수 × 변화 강도)" in page.get_data(as_text=True)
 
 
 def test_unencodable_text_is_a_400_and_the_pages_still_answer(client):

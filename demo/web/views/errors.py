@@ -16,7 +16,6 @@ from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntit
 from demo.generation.errors import UserError
 from demo.generation.images import DecodeBusy
 from demo.jobs.model import QueueFull, TooManyJobs
-
 from demo.web.i18n import N_, translate, translate_error
 
 log = logging.getLogger(__name__)
