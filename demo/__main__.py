@@ -1,4 +1,4 @@
-"""Start the web app: `python -m demo [--port 5000] [--host 127.0.0.1] [--config embedded]`.
+"""Start the web app: `python -m demo [--port 5000] [--host 127.0.0.1] [--config NAME|PATH]`.
 
 Served by waitress (a production WSGI server, threads for the page requests, set as `demo.web.server` says;
 generation runs in the app's own worker thread); debug mode is never on here.
@@ -10,6 +10,8 @@ import argparse
 import logging
 import sys
 
+from demo.generation.config import config_help
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -17,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (this machine only) by default")
     parser.add_argument("--port", type=int, default=5000)
-    parser.add_argument("--config", help="generator config: embedded (default), sd2-sdxl or a YAML path")
+    parser.add_argument("--config", help=f"{config_help()} (default: embedded)")
     parser.add_argument("--data-dir", help="gallery, index and secret key (default: instance/)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,7 +1,7 @@
 """Generate images from a Korean prompt on the command line.
 
     python -m demo.generate "바닷가에서 뛰노는 강아지" --out out.png [--seed N] [--steps N] [--no-refiner]
-                            [--init-image IN.png --strength 0.6] [--config embedded]
+                            [--init-image IN.png --strength 0.6] [--config NAME|PATH]
 
 The PNG's text metadata holds the prompt and every generation parameter.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from demo.generation.config import load_config
+from demo.generation.config import config_help, load_config
 from demo.generation.images import ImageError, open_upload, write_png
 from demo.generation.pipeline import ImageGenerator
 from demo.generation.request import GenerationError, Request
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--refiner-strength", type=float)
     parser.add_argument("--init-image", type=Path, help="image→image: start from this image")
     parser.add_argument("--strength", type=float, help="image→image strength (default from the config)")
-    parser.add_argument("--config", default="embedded", help="generator config: a YAML path or embedded / sd2-sdxl")
+    parser.add_argument("--config", default="embedded", help=config_help())
     args = parser.parse_args(argv)
     try:
         init_image = open_upload(args.init_image.read_bytes()) if args.init_image else None

@@ -1,6 +1,6 @@
 """One GPU worker for a web front on Redis: loads the generator once, then runs the jobs the front queues.
 
-    KOIMG_REDIS_URL=redis://127.0.0.1:6379/0 python -m demo.worker [--config embedded] [--device cuda:N]
+    KOIMG_REDIS_URL=redis://127.0.0.1:6379/0 python -m demo.worker [--config NAME|PATH] [--device cuda:N]
 
 Run one per GPU (`--device cuda:0`, `--device cuda:1`, …), on any machine that reaches the Redis server. The worker
 is an RQ `SimpleWorker` (it runs jobs in its own process, where the model lives; a forked child would load it again
@@ -22,6 +22,7 @@ import sys
 
 import redis
 
+from demo.generation.config import config_help
 from demo.jobs.redis_common import Keys
 from demo.jobs.redis_worker import GenerationLoop, WorkerRunner, take_jobs
 
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--config",
         default=os.environ.get("KOIMG_GENERATOR_CONFIG", "embedded"),
-        help="generator config: embedded (default), sd2-sdxl or a YAML path",
+        help=f"{config_help()} (default: $KOIMG_GENERATOR_CONFIG, else embedded)",
     )
     parser.add_argument("--device", help="e.g. cuda:1 (default: the config's device)")
     parser.add_argument("--redis", default=os.environ.get("KOIMG_REDIS_URL"), help="default: $KOIMG_REDIS_URL")

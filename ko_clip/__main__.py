@@ -22,7 +22,7 @@ import json
 import sys
 from pathlib import Path
 
-from ko_clip.config import load_config
+from ko_clip.config import load_config, shipped_configs
 from ko_clip.dataset import CorpusError, Pair, read_pairs, split_pairs
 
 
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         command = commands.add_parser(name)
         command.set_defaults(run=run)
         command.add_argument(
-            "--config", default="embedded", help="YAML path or a shipped config name (embedded, sd2-sdxl)"
+            "--config", default="embedded", help=f"YAML path or a shipped config name ({', '.join(shipped_configs())})"
         )
         command.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config values")
     card = commands.add_parser("card", help="add a probe table to an encoder directory's model card")

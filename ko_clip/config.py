@@ -89,6 +89,11 @@ def _set(tree: dict[str, Any], dotted: str, raw: str) -> None:
     tree[leaf] = yaml.safe_load(raw)
 
 
+def shipped_configs() -> list[str]:
+    """The names `load_config` takes besides a path: the files of `config/`."""
+    return sorted(path.stem for path in CONFIG_DIR.glob("*.yaml"))
+
+
 def load_config(path: str | Path, overrides: list[str] = ()) -> TrainConfig:
     """Read `path` (or a shipped config by name, e.g. 'embedded'), then apply `key=value` overrides."""
     path = Path(path)

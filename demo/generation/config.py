@@ -70,12 +70,22 @@ class GeneratorConfig:
     guide: Guide = field(default_factory=Guide)
 
 
+def shipped_configs() -> list[str]:
+    """The names `load_config` takes besides a path: the files of `configs/`."""
+    return sorted(path.stem for path in CONFIG_DIR.glob("*.yaml"))
+
+
+def config_help() -> str:
+    """The `--config` help of every command that builds a generator."""
+    return f"generator config: a YAML path, or one of {', '.join(shipped_configs())}"
+
+
 def load_config(name_or_path: str | Path) -> GeneratorConfig:
     path = Path(name_or_path)
     if not path.exists():
         path = CONFIG_DIR / f"{name_or_path}.yaml"
     if not path.exists():
-        shipped = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+        shipped = ", ".join(shipped_configs())
         raise ValueError(f"no generator config {name_or_path!r} (a YAML path, or one of: {shipped})")
     values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     known = {f.name for f in dataclasses.fields(GeneratorConfig)}

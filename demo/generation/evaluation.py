@@ -22,7 +22,7 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
-from demo.generation.config import GeneratorConfig, load_config
+from demo.generation.config import GeneratorConfig, config_help, load_config
 from demo.generation.pipeline import ImageGenerator
 from demo.generation.request import Request
 from miniworld.prompts import COLUMNS, has_column, read_prompts
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         default="teacher",
         help="teacher: the pipelines' English CLIP; korean: the config's ko_clip student",
     )
-    parser.add_argument("--config", default="embedded", help="generator config: a demo/configs name or a YAML path")
+    parser.add_argument("--config", default="embedded", help=config_help())
     parser.add_argument("--korean-encoder", help="a ko_clip encoder directory instead of the config's")
     parser.add_argument(
         "--refiner",

@@ -4,7 +4,7 @@ python -m demo.vector_search query "TEXT" [--k 5] [--json] [--min-score S] [--da
 python -m demo.vector_search query-image IMAGE [--k 5] [--json] [--min-score S] [--data-dir instance]
 python -m demo.vector_search build PROMPTS.csv|.parquet [--prompt-column prompt] [--image-column image_name]
                                    [--images-dir DIR] [--limit N]
-python -m demo.vector_search seed-gallery [--count 24] [--steps 10] [--config embedded]
+python -m demo.vector_search seed-gallery [--count 24] [--steps 10] [--config NAME|PATH]
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from urllib.parse import quote
 
+from demo.generation.config import config_help
 from demo.generation.images import ImageError
 from demo.generation.text import escape_c1, without_controls
 from demo.search.importers import import_prompts
@@ -78,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--count", type=int, default=24)
     seed.add_argument("--seed", type=int, default=0)
     seed.add_argument("--steps", type=int, default=10, help="denoising steps (default 10)")
-    seed.add_argument("--config", default="embedded", help="generator config: a YAML path or embedded / sd2-sdxl")
+    seed.add_argument("--config", default="embedded", help=config_help())
     return parser
 
 
