@@ -1,6 +1,6 @@
 """Serving the app with waitress, set so that idle, slow and blocking clients cannot lock the others out.
 
-`python -m demo` serves with these settings; `waitress-serve` takes the same as flags (README, "Serving it"):
+`python -m demo` serves with these settings; `waitress-serve` takes the same as flags (docs/deployment.md):
 
     waitress-serve --threads=16 --connection-limit=1000 --channel-timeout=60 --asyncore-use-poll \\
         --channel-request-lookahead=1 --host 0.0.0.0 --port 8000 --call demo.app:create_app
