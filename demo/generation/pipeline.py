@@ -54,8 +54,19 @@ def is_single_file(location: str) -> bool:
 
 
 class ImageGenerator:
-    """`prompt_encoder`: "korean" (the config's `korean_encoder`, the product) or "english" (the pipelines' own
-    CLIP text encoders: the teacher, the reference the Korean encoder is measured against)."""
+    """Korean prompts to images with one checkpoint family's diffusers pipelines, loaded once.
+
+    Args:
+        config: The models to load (base and its family, text towers, refiner, Korean encoder, LoRAs), where to
+            run them (device, dtype, attention, CPU offload, compile), and the requests' defaults and limits.
+        prompt_encoder: "korean" (the config's `korean_encoder`, the product) or "english" (the pipelines' own
+            CLIP text encoders: the teacher, the reference the Korean encoder is measured against).
+
+    Raises:
+        GenerationError: The Korean encoder has no head for the base's text towers, a single-file base has no
+            `base_config`, a LoRA cannot be read or has no UNet weights, or xformers was asked for but is missing.
+        ValueError: `prompt_encoder` is neither "korean" nor "english".
+    """
 
     def __init__(self, config: GeneratorConfig, prompt_encoder: str = "korean") -> None:
         diffusers_logging.disable_progress_bar()
@@ -186,9 +197,11 @@ class ImageGenerator:
 
     @property
     def attention(self) -> str:
+        """The attention implementation the UNets run: "xformers" or "sdpa"."""
         return "xformers" if self._use_xformers() else "sdpa"
 
     def validate(self, request: Request) -> Request:
+        """`request` with this config's defaults filled in; `GenerationError` when it cannot run."""
         return validate(self.config, request)
 
     def __call__(
