@@ -100,7 +100,7 @@ def judged(family: str, mode: str, variant: str, seconds: float, native: bool) -
 def check_shapes(family: str, generator: ImageGenerator) -> None:
     """What each pipeline is handed: the heads' token states side by side at the UNet's cross-attention width."""
     with torch.inference_mode():
-        text, _ = generator._text([PROMPT], [""], list(generator.heads))
+        text, _ = generator.encode_prompts([PROMPT], [""], list(generator.heads))
     for role, pipeline in (("base", generator.base), ("refiner", generator.refiner)):
         if pipeline is None:
             continue

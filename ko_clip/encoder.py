@@ -27,6 +27,12 @@ class KoreanPromptEncoder:
     With a `backbone_source` the tokenizer, like the backbone, comes from that source and is not saved. With
     `normalize: kiwi` in the model's config, prompts are re-spaced by kiwipiepy's `Kiwi().space()` first: a second
     line of defence for unspaced typing (`pip install kiwipiepy`), not a substitute for an encoder that reads it.
+
+    Args:
+        model: The student; moved to `device` and `dtype`, in eval mode.
+        tokenizer: Its backbone's tokenizer.
+        device: Where it runs.
+        dtype: The dtype of its weights and of the embeddings it returns.
     """
 
     def __init__(

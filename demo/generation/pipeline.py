@@ -7,6 +7,9 @@ weights), the optional refiner `StableDiffusionXLImg2ImgPipeline`, and a prompt 
 the English text encoders through `prompt_embeds`: the Korean student, or (for evaluation) the pipelines' own
 English encoders, so both run the same code. Each pipeline's text arguments are assembled from the heads that
 imitate the towers it reads (`demo.generation.families`). One lock per generator: concurrent callers wait.
+
+`generate_batch` runs named steps, in diffusers' manner: `check_requests`, `image_seeds`, `encode_prompts`,
+`make_generators`, `run_base`, `run_refiner`, then `parameters` for each image's PNG.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ from __future__ import annotations
 import importlib.util
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from diffusers import DiffusionPipeline, StableDiffusionXLImg2ImgPipeline
 from diffusers.utils import logging as diffusers_logging
+from PIL import Image
 
 from demo.generation.config import GeneratorConfig, resolve
 from demo.generation.families import FAMILIES, TowerRead, family_of
@@ -49,8 +54,19 @@ def is_single_file(location: str) -> bool:
 
 
 class ImageGenerator:
-    """`prompt_encoder`: "korean" (the config's `korean_encoder`, the product) or "english" (the pipelines' own
-    CLIP text encoders: the teacher, the reference the Korean encoder is measured against)."""
+    """Korean prompts to images with one checkpoint family's diffusers pipelines, loaded once.
+
+    Args:
+        config: The models to load (base and its family, text towers, refiner, Korean encoder, LoRAs), where to
+            run them (device, dtype, attention, CPU offload, compile), and the requests' defaults and limits.
+        prompt_encoder: "korean" (the config's `korean_encoder`, the product) or "english" (the pipelines' own
+            CLIP text encoders: the teacher, the reference the Korean encoder is measured against).
+
+    Raises:
+        GenerationError: The Korean encoder has no head for the base's text towers, a single-file base has no
+            `base_config`, a LoRA cannot be read or has no UNet weights, or xformers was asked for but is missing.
+        ValueError: `prompt_encoder` is neither "korean" nor "english".
+    """
 
     def __init__(self, config: GeneratorConfig, prompt_encoder: str = "korean") -> None:
         diffusers_logging.disable_progress_bar()
@@ -181,16 +197,126 @@ class ImageGenerator:
 
     @property
     def attention(self) -> str:
+        """The attention implementation the UNets run: "xformers" or "sdpa"."""
         return "xformers" if self._use_xformers() else "sdpa"
 
     def validate(self, request: Request) -> Request:
+        """`request` with this config's defaults filled in; `GenerationError` when it cannot run."""
         return validate(self.config, request)
 
-    def _text(self, prompts: list[str], negatives: list[str], roles: list[str]) -> tuple[dict[str, dict], list[str]]:
-        """Pipeline text arguments per role, from one encoder pass over every distinct prompt and negative.
+    def __call__(
+        self, request: Request, progress: Progress | None = None, cancel: threading.Event | None = None
+    ) -> Result:
+        """Generate `request.num_images` images for one request.
+
+        Args:
+            request: What to generate; validated here (defaults filled in).
+            progress: Called as `progress(step, total)` after every denoising step.
+            cancel: When set, generation stops at the next step with `Cancelled`.
+
+        Returns:
+            The images with their seeds, PNG parameters, notes and seconds taken.
+        """
+        return self.generate_batch([request], progress, cancel)
+
+    def generate_batch(
+        self, requests: list[Request], progress: Progress | None = None, cancel: threading.Event | None = None
+    ) -> Result:
+        """Generate several requests that share their settings in one pipeline call per stage.
+
+        Args:
+            requests: Requests sharing steps, guidance, size, refiner, strengths and mode (text→image or
+                image→image); their prompts, negatives, seeds and uploads may differ.
+            progress: Called as `progress(step, total)` after every denoising step of base and refiner.
+            cancel: When set, generation stops at the next step with `Cancelled`.
+
+        Returns:
+            Every request's images, seeds and parameters, in request order.
+
+        Raises:
+            GenerationError: A request is invalid, or the requests do not share their settings.
+        """
+        requests = self.check_requests(requests)
+        request = requests[0]  # the settings they share
+        per_image = self.image_seeds(requests)
+        seeds = [seed for _, seed in per_image]
+        prompts, negatives = [r.prompt for r, _ in per_image], [r.negative_prompt for r, _ in per_image]
+        init_images = None if request.init_image is None else [r.init_image for r, _ in per_image]
+        roles = list(ROLES if request.refiner else ROLES[:1])
+        callback = self.step_callback(self.total_steps(request), progress, cancel)
+        started = time.perf_counter()
+        with self._lock, torch.inference_mode():
+            text, notes = self.encode_prompts(prompts, negatives, roles)
+            images = self.run_base(request, text["base"], self.make_generators(seeds), callback, init_images)
+            if request.refiner:
+                images = self.run_refiner(request, images, text["refiner"], self.make_generators(seeds), callback)
+        parameters = [self.parameters(r, seed) for r, seed in per_image]
+        return Result(images, seeds, parameters, self.notes + notes, time.perf_counter() - started)
+
+    def check_requests(self, requests: list[Request]) -> list[Request]:
+        """Validate requests meant for one batch.
+
+        Args:
+            requests: The batch, as callers sent it.
+
+        Returns:
+            The requests with their defaults filled in.
+
+        Raises:
+            GenerationError: A request is invalid, there is none, or they differ in a setting the batch shares.
+        """
+        requests = [self.validate(r) for r in requests]
+        if not requests:
+            raise GenerationError("no requests")
+        shared = ("steps", "guidance", "size", "refiner", "refiner_strength", "strength")
+        if len({(*(getattr(r, k) for k in shared), r.init_image is None) for r in requests}) > 1:
+            raise GenerationError(f"requests generated together must share {', '.join(shared)} and the mode")
+        return requests
+
+    @staticmethod
+    def image_seeds(requests: list[Request]) -> list[tuple[Request, int]]:
+        """One entry per image to make: its request and its seed (the request's seed + its index, modulo 2**32)."""
+        return [(r, (r.seed + i) % 2**32) for r in requests for i in range(r.num_images)]
+
+    @staticmethod
+    def make_generators(seeds: list[int]) -> list[torch.Generator]:
+        """Fresh CPU random generators, one per image: its starting noise depends on its seed only, not on the batch."""
+        return [torch.Generator().manual_seed(seed) for seed in seeds]
+
+    @staticmethod
+    def step_callback(total: int, progress: Progress | None, cancel: threading.Event | None) -> Callable[..., dict]:
+        """The pipelines' `callback_on_step_end`: counts steps across base and refiner for `progress(step, total)`
+        and raises `Cancelled` once `cancel` is set."""
+        done = 0
+
+        def on_step(pipe, step, timestep, tensors):
+            nonlocal done
+            done += 1
+            if progress:
+                progress(min(done, total), total)
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+            return tensors
+
+        return on_step
+
+    def encode_prompts(
+        self, prompts: list[str], negatives: list[str], roles: list[str]
+    ) -> tuple[dict[str, dict], list[str]]:
+        """Each pipeline's text arguments, from one encoder pass over every distinct prompt and negative.
 
         A pipeline that reads several towers (SDXL) gets their heads' token states side by side and the pooled
-        embedding of the tower it takes it from."""
+        embedding of the tower it takes it from; a role whose towers the encoder has no head for gets empty prompts.
+
+        Args:
+            prompts: One prompt per image.
+            negatives: One negative prompt per image.
+            roles: The pipelines to encode for ("base", "refiner").
+
+        Returns:
+            Per role, the keyword arguments (`prompt_embeds`, `negative_prompt_embeds` and, for SDXL towers, the
+            pooled pair) to pass the pipeline; and notes on roles that ran with an empty prompt.
+        """
         heads = sorted({head for role in roles for head in self.heads[role] or []})
         row = {text: i for i, text in enumerate(dict.fromkeys(prompts + negatives))}
         embeds = self.encoder.encode_all(list(row), heads) if heads else {}
@@ -211,82 +337,72 @@ class ImageGenerator:
                 }
         return text, notes
 
-    def __call__(
-        self, request: Request, progress: Progress | None = None, cancel: threading.Event | None = None
-    ) -> Result:
-        """Generate `request.num_images` images; `progress(step, total)` after every denoising step."""
-        return self.generate_batch([request], progress, cancel)
+    def run_base(
+        self,
+        request: Request,
+        text: dict,
+        generators: list[torch.Generator],
+        callback: Callable,
+        init_images: list[Image.Image] | None = None,
+    ) -> list[Image.Image] | torch.Tensor:
+        """The base pipeline's images: text→image, or image→image from the uploads.
 
-    def generate_batch(
-        self, requests: list[Request], progress: Progress | None = None, cancel: threading.Event | None = None
-    ) -> Result:
-        """Several requests that share their settings (steps, guidance, size, refiner, strengths, mode) in one
-        pipeline call: their images, seeds and parameters in request order."""
-        requests = [self.validate(r) for r in requests]
-        if not requests:
-            raise GenerationError("no requests")
-        request = requests[0]
-        shared = ("steps", "guidance", "size", "refiner", "refiner_strength", "strength")
-        if len({(*(getattr(r, k) for k in shared), r.init_image is None) for r in requests}) > 1:
-            raise GenerationError(f"requests generated together must share {', '.join(shared)} and the mode")
-        images_of = [(r, (r.seed + i) % 2**32) for r in requests for i in range(r.num_images)]  # one per image
-        seeds = [seed for _, seed in images_of]
-        prompts, negatives = [r.prompt for r, _ in images_of], [r.negative_prompt for r, _ in images_of]
-        total = self.total_steps(request)
-        done = 0
+        Either pipeline is the family's own (SD or SDXL); an SDXL one takes the pooled embeddings in `text` and
+        builds its size conditioning (`add_time_ids`) itself from the image size.
 
-        def on_step(pipe, step, timestep, tensors):
-            nonlocal done
-            done += 1
-            if progress:
-                progress(min(done, total), total)
-            if cancel is not None and cancel.is_set():
-                raise Cancelled()
-            return tensors
+        Args:
+            request: The batch's shared settings (steps, guidance, size, strength).
+            text: The base's text arguments from `encode_prompts`.
+            generators: One per image, from `make_generators`.
+            callback: The `step_callback`.
+            init_images: One upload per image for image→image; None for text→image.
 
-        common = {"num_inference_steps": request.steps, "callback_on_step_end": on_step}
-        started = time.perf_counter()
-        with self._lock, torch.inference_mode():
-            text, notes = self._text(prompts, negatives, list(ROLES if request.refiner else ROLES[:1]))
-            notes = self.notes + notes
-            generators = [torch.Generator().manual_seed(s) for s in seeds]
-            # Without the refiner the base writes the final images; with it, the base hands over pixels in [0, 1]
-            # (the refiner's VAE need not be the base's, as with the real SD2 and SDXL checkpoints).
-            output_type = "pt" if request.refiner else "pil"
-            if request.init_image is None:
-                images = self.base(
-                    **text["base"],
-                    height=request.size,
-                    width=request.size,
-                    generator=generators,
-                    output_type=output_type,
-                    guidance_scale=request.guidance,
-                    **common,
-                ).images
-            else:
-                init = [r.init_image for r, _ in images_of]
-                images = self.img2img(
-                    **text["base"],
-                    image=init,
-                    strength=request.strength,
-                    generator=generators,
-                    output_type=output_type,
-                    guidance_scale=request.guidance,
-                    **common,
-                ).images
-            if request.refiner:
-                generators = [torch.Generator().manual_seed(s) for s in seeds]
-                images = self.refiner(
-                    **text["refiner"],
-                    image=images,
-                    strength=request.refiner_strength,
-                    guidance_scale=self.refiner_guidance(request),
-                    generator=generators,
-                    output_type="pil",
-                    **common,
-                ).images
-        parameters = [self.parameters(r, seed) for r, seed in images_of]
-        return Result(images, seeds, parameters, notes, time.perf_counter() - started)
+        Returns:
+            PIL images, or, when the refiner follows, a tensor of pixels in [0, 1]: the refiner's VAE need not be
+            the base's (as with the real SD2 and SDXL checkpoints), so it is handed pixels, not latents.
+        """
+        common = {
+            **text,
+            "generator": generators,
+            "output_type": "pt" if request.refiner else "pil",
+            "guidance_scale": request.guidance,
+            "num_inference_steps": request.steps,
+            "callback_on_step_end": callback,
+        }
+        if init_images is None:
+            return self.base(height=request.size, width=request.size, **common).images
+        return self.img2img(image=init_images, strength=request.strength, **common).images
+
+    def run_refiner(
+        self,
+        request: Request,
+        images: list[Image.Image] | torch.Tensor,
+        text: dict,
+        generators: list[torch.Generator],
+        callback: Callable,
+    ) -> list[Image.Image]:
+        """The refiner's pass over the base's images (SDXL img2img at `request.refiner_strength`).
+
+        Args:
+            request: The batch's shared settings.
+            images: The base's output (`run_base`).
+            text: The refiner's text arguments from `encode_prompts`.
+            generators: Fresh ones, seeded as the base's were.
+            callback: The same `step_callback`, so progress counts on.
+
+        Returns:
+            The final PIL images.
+        """
+        return self.refiner(
+            **text,
+            image=images,
+            strength=request.refiner_strength,
+            guidance_scale=self.refiner_guidance(request),
+            generator=generators,
+            output_type="pil",
+            num_inference_steps=request.steps,
+            callback_on_step_end=callback,
+        ).images
 
     def refiner_guidance(self, request: Request) -> float:
         """The refiner's guidance scale: its own from the config, else the request's."""

@@ -31,24 +31,51 @@ class Cancelled(Exception):
 
 @dataclass
 class Request:
+    """One generation request, as callers send it; `validate` fills in the defaults (None) from the config.
+
+    Args:
+        prompt: The Korean (or any) prompt.
+        negative_prompt: What to steer away from; empty for none.
+        seed: The first image's seed, the next images' counting up from it (modulo 2**32); None: a random one,
+            reported in the result.
+        steps: Denoising steps of the base; None: the config's `steps`.
+        guidance: Classifier-free guidance scale; None: the config's `guidance`.
+        size: Width and height in pixels, one of the config's `sizes`; None: the config's `size`.
+        num_images: Images to make from this prompt.
+        refiner: Whether the SDXL refiner runs after the base; None: the config's `refiner_default`.
+        refiner_strength: How much of the schedule the refiner redoes, in (0, 1]; None: the config's.
+        init_image: The uploaded image for image→image; None for text→image.
+        strength: Image→image: how far from the uploaded image, in (0, 1]; None: the config's `img2img_strength`.
+    """
+
     prompt: str
     negative_prompt: str = ""
-    seed: int | None = None  # None: a random seed, reported in the result
+    seed: int | None = None
     steps: int | None = None
     guidance: float | None = None
     size: int | None = None
     num_images: int = 1
-    refiner: bool | None = None  # None: the config's `refiner_default`
+    refiner: bool | None = None
     refiner_strength: float | None = None
-    init_image: Image.Image | None = None  # set for image→image
-    strength: float | None = None  # image→image: how far from the uploaded image
+    init_image: Image.Image | None = None
+    strength: float | None = None
 
 
 @dataclass
 class Result:
+    """What a generation returns.
+
+    Args:
+        images: The images, in request order.
+        seeds: Each image's seed.
+        parameters: Each image's settings, as its PNG records them (`ImageGenerator.parameters`).
+        notes: What the loaded models could not do for this request (e.g. a LoRA's text-encoder part left out).
+        seconds: Wall time, waiting for the generator included.
+    """
+
     images: list[Image.Image]
     seeds: list[int]
-    parameters: list[dict]  # one per image, written into its PNG
+    parameters: list[dict]
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 

@@ -60,7 +60,13 @@ ENDED = "('done', 'failed', 'cancelled')"  # the finished states, as SQL
 
 
 class JobStore:
-    """Job records in SQLite, so jobs and their pages outlive the process."""
+    """Job records in SQLite, so jobs and their pages outlive the process; safe to share between threads.
+
+    Args:
+        path: The database file, created readable by its owner only.
+        keep_finished: Finished jobs kept per client (`forget_old`).
+        max_age: Seconds a finished job is kept after its last change; older ones are deleted on opening.
+    """
 
     def __init__(self, path: str | Path, *, keep_finished: int = 50, max_age: float = 7 * 86400) -> None:
         self.keep_finished = keep_finished
@@ -115,7 +121,18 @@ class JobStore:
 
 
 class JobQueue:
-    """Jobs for one pipeline, run one at a time by a single worker thread, fairly between clients."""
+    """Jobs for one pipeline, run one at a time by a single worker thread, fairly between clients.
+
+    Queued jobs found in `store` wait again (a running one failed: the process stopped under it); the worker
+    thread starts at once.
+
+    Args:
+        run: Runs a job's request with a progress callback and a cancel event; returns its output.
+        total_steps: The denoising steps a request runs (`ImageGenerator.total_steps`).
+        store: Where the job records live.
+        max_queued: Jobs that may wait, all clients together; more raise `QueueFull`.
+        per_owner: Jobs one client may have waiting; more raise `TooManyJobs`.
+    """
 
     def __init__(
         self,

@@ -80,7 +80,14 @@ def queue_full(limit: int) -> QueueFull:
 
 @dataclass
 class JobOutput:
-    """What a finished job produced: its gallery images (names, served by the web app) and records."""
+    """What a finished job produced.
+
+    Args:
+        images: Its gallery image names (the web app serves them).
+        record_ids: Their gallery record ids.
+        seeds: Each image's seed.
+        notes: The generator's notes on what it could not do (`Result.notes`).
+    """
 
     images: list[str]
     record_ids: list[int]
@@ -94,16 +101,32 @@ Runner = Callable[[Request, Progress, threading.Event], JobOutput]
 
 @dataclass(kw_only=True)
 class Job:
+    """One generation job, as both backends keep it.
+
+    Args:
+        id: Unguessable id (`secrets.token_urlsafe`), in the job's URLs.
+        owner: The client it belongs to (session, API key or address); nobody else can see it.
+        kind: "txt2img" or "img2img".
+        request: The validated request; its uploaded image is dropped once the job finishes.
+        total_steps: Denoising steps it will run (`total_steps`), what `step` counts to.
+        state: Where it is.
+        step: Denoising steps done so far.
+        output: What it produced, once done.
+        error: Why it failed or was cancelled, for the client.
+        started: When it began running (`time.time()`), for a client's time estimate.
+        cancel_event: Set to stop it at its next denoising step (in-process backend).
+    """
+
     id: str
     owner: str
-    kind: str  # "txt2img" | "img2img"
+    kind: str
     request: Request
     total_steps: int
     state: JobState = JobState.QUEUED
     step: int = 0
     output: JobOutput | None = None
     error: str | None = None
-    started: float | None = None  # when it began running (time.time()), for a client's time estimate
+    started: float | None = None
     cancel_event: threading.Event = field(default_factory=threading.Event)
 
     @property

@@ -20,7 +20,11 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Keys:
-    """Where each thing lives in Redis, under one prefix."""
+    """Where each thing lives in Redis, under one prefix.
+
+    Args:
+        prefix: The first part of every key, and of the RQ queue's name.
+    """
 
     prefix: str
 
@@ -69,7 +73,12 @@ def wake(queue: Queue) -> None:
 
 
 class Backoff:
-    """Delays between tries while Redis is unreachable: doubling from `first` up to `most` seconds."""
+    """Delays between tries while Redis is unreachable: doubling from `first` up to `most` seconds.
+
+    Args:
+        first: The first delay, in seconds.
+        most: The longest delay, in seconds.
+    """
 
     def __init__(self, first: float = 0.05, most: float = 2.0) -> None:
         self.first, self.most, self.delay = first, most, 0.0

@@ -106,7 +106,20 @@ def _reachable(method):
 
 
 class RedisJobs:
-    """The front's side: submit, look up, cancel and wait for jobs; store what workers return; fail lost jobs."""
+    """The front's side: submit, look up, cancel and wait for jobs; store what workers return; fail lost jobs.
+
+    A housekeeping thread starts at once: it stores the results workers send and fails jobs whose lease lapsed.
+
+    Args:
+        connection: The Redis the workers use too.
+        store: Puts a finished job's result in the gallery, under names fixed by the job id.
+        prefix: Key prefix and RQ queue name, so several apps can share one Redis.
+        max_queued: Jobs that may wait, all clients together; more raise `QueueFull`.
+        per_owner: Jobs one client may have waiting; more raise `TooManyJobs`.
+        keep_finished: Finished jobs kept per client.
+        lease: Seconds a worker may miss its heartbeat before its running job fails as lost.
+        max_age: Seconds a job's record lives in Redis after it was submitted (a client's job list: after its latest).
+    """
 
     def __init__(
         self,

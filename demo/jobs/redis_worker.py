@@ -57,6 +57,8 @@ return 1
 
 
 class Generator(Protocol):
+    """What a worker runs jobs on: `ImageGenerator`, or a stand-in in tests."""
+
     def __call__(self, request: Request, progress: Progress | None = None) -> Result: ...
 
 
@@ -66,7 +68,15 @@ _current: contextvars.ContextVar[GenerationLoop] = contextvars.ContextVar("gener
 
 
 class GenerationLoop:
-    """Takes waiting jobs from Redis and runs them on one loaded generator."""
+    """Takes waiting jobs from Redis and runs them on one loaded generator.
+
+    Args:
+        generator: The loaded generator.
+        connection: The front's Redis.
+        keys: Where things live in that Redis (the front's prefix).
+        name: This worker's name, recorded on the jobs it runs.
+        lease: Seconds the running job's lease lasts; renewed every third of it while the job runs.
+    """
 
     def __init__(self, *, generator: Generator, connection: redis.Redis, keys: Keys, name: str, lease: float) -> None:
         self.generator, self.redis, self.keys, self.name, self.lease = generator, connection, keys, name, lease
@@ -137,7 +147,13 @@ def take_jobs() -> int:
 
 
 class GenerationWorker(SimpleWorker):
-    """An RQ worker whose jobs run on this process's loaded generator."""
+    """An RQ worker whose jobs run on this process's loaded generator.
+
+    Args:
+        loop: The generation loop its wake-up jobs run.
+        name: Its RQ name; None: the loop's name.
+        **kwargs: Passed on to RQ's `SimpleWorker`.
+    """
 
     death_penalty_class = TimerDeathPenalty  # jobs have no time limit; and SIGALRM exists in the main thread only
 
@@ -159,7 +175,11 @@ class GenerationWorker(SimpleWorker):
 
 class WorkerRunner:
     """Runs a `GenerationWorker` until `stop()` (or SIGTERM): when RQ's loop quits on an error (Redis gone while
-    it wrote), a new one starts after a backoff, under a new RQ name (the old one may still be registered)."""
+    it wrote), a new one starts after a backoff, under a new RQ name (the old one may still be registered).
+
+    Args:
+        loop: The generation loop each worker runs.
+    """
 
     def __init__(self, loop: GenerationLoop) -> None:
         self.loop = loop

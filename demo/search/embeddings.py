@@ -37,7 +37,21 @@ def normalised(vectors: torch.Tensor) -> np.ndarray:
 
 
 class PromptEmbedder:
-    """Text (Korean or English) and images → pooled CLIP-space vectors."""
+    """Text (Korean or English) and images → pooled CLIP-space vectors, L2-normalised.
+
+    Args:
+        clip: The CLIP whose space the vectors live in (its text tower is the refiner's); its device and dtype
+            are the embedder's.
+        tokenizer: That CLIP's tokenizer.
+        processor: That CLIP's image processor.
+        korean: The Korean encoder; its `target` head's pooled output lives in the CLIP's space.
+        target: That head's name.
+        batch_size: Texts embedded per forward pass.
+        english: What reads text without Hangul: "student" (the Korean encoder) or "clip".
+
+    Raises:
+        ValueError: `english` is unknown, or the head's pooled size is not the CLIP's projection size.
+    """
 
     def __init__(
         self,

@@ -42,15 +42,21 @@ class SearchError(UserError):
 
 @dataclass
 class IndexSettings:
-    """How the prompt index searches and rebuilds; the numbers come from benchmarks/search_benchmark.py."""
+    """How the prompt index searches and rebuilds; the numbers come from benchmarks/search_benchmark.py.
 
-    exact_below: int = (
-        4_000  # exact search below this many vectors, Annoy above: the crossover at 512-d (≈ 900 at 128-d)
-    )
+    Args:
+        exact_below: Exact search below this many vectors, Annoy above: the crossover at 512-d (≈ 900 at 128-d).
+        trees: Annoy trees per build.
+        search_k: Annoy nodes inspected for k=10, scaled with k: recall@10 ≥ 0.977 from 2k to 1M vectors.
+        rebuild_after: Buffered vectors that start a background rebuild.
+        build_jobs: Threads building trees: leave the other cores to the generator.
+    """
+
+    exact_below: int = 4_000
     trees: int = 32
-    search_k: int = 2_560  # Annoy nodes inspected for k=10, scaled with k: recall@10 ≥ 0.977 from 2k to 1M vectors
-    rebuild_after: int = 1_000  # buffered vectors that start a background rebuild
-    build_jobs: int = 1  # threads for building trees: leave the other cores to the generator
+    search_k: int = 2_560
+    rebuild_after: int = 1_000
+    build_jobs: int = 1
 
 
 def exact_top_k(vectors: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -68,13 +74,26 @@ def angular_to_cosine(distances: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Hit:
+    """One nearest neighbour.
+
+    Args:
+        id: The record's id.
+        score: Its cosine similarity to the query.
+    """
+
     id: int
     score: float
 
 
 @dataclass(frozen=True)
 class BuiltIndex:
-    """One built Annoy index: its file, the record id of each item, and the newest record id it covers."""
+    """One built Annoy index.
+
+    Args:
+        annoy: The index, memory-mapped from its file.
+        ids: The record id of each item, by item number.
+        last_id: The newest record id it covers; newer ones belong in the buffer.
+    """
 
     annoy: AnnoyIndex
     ids: np.ndarray
@@ -98,6 +117,14 @@ class PromptIndex:
     Files under `directory`: `index.json` names the current build's `prompts-<stamp>.ann` and
     `prompts-<stamp>.ids.npy`. Builds are never modified; switching the manifest (`os.replace`) is the only
     step that changes which one is current, so a reader sees the old index or the new one, never a mix.
+
+    Args:
+        directory: Where the builds and the manifest live; created if missing.
+        dim: The vectors' dimension.
+        settings: How it searches and rebuilds; None: the defaults.
+
+    Raises:
+        SearchError: The current build holds vectors of another dimension (other models built it).
     """
 
     def __init__(self, directory: str | Path, dim: int, settings: IndexSettings | None = None) -> None:

@@ -38,15 +38,28 @@ ImageUrl = Callable[[str], str]  # a gallery image name → the URL it is served
 
 @dataclass
 class SearchConfig:
-    # A CLIPModel whose text tower is the refiner's; real: laion/CLIP-ViT-bigG-14-laion2B-39B-b160k
+    """The search's models and limits: the keys of the app's `SEARCH_CONFIG` YAML.
+
+    Args:
+        clip: A CLIPModel whose text tower is the refiner's (a directory or hub id); real:
+            laion/CLIP-ViT-bigG-14-laion2B-39B-b160k.
+        korean_encoder: The ko_clip encoder that embeds Korean queries and prompts.
+        target: Its head whose pooled output lives in that CLIP's space; None: its first head with a pooled output.
+        english: What reads text without Hangul: "student" (the Korean encoder, one encoder for all) or "clip".
+        index: How the prompt index searches and rebuilds.
+        max_k: The most results one search may ask for.
+        max_query_chars: The longest text query, in characters.
+        page_min_score: The search page hides text results below this score (benchmarks/search_quality.py).
+    """
+
     clip: str = "miniworld/weights/clip"
     korean_encoder: str = "miniworld/weights/ko-clip"
-    target: str | None = None  # the ko_clip head whose pooled output lives in that CLIP's space; None: its pooled head
-    english: str = "student"  # what reads text without Hangul: the Korean student (one encoder), or "clip"
+    target: str | None = None
+    english: str = "student"
     index: IndexSettings = field(default_factory=IndexSettings)
     max_k: int = 100
     max_query_chars: int = 300
-    page_min_score: float = 0.5  # the search page hides text results below this (benchmarks/search_quality.py)
+    page_min_score: float = 0.5
 
 
 def load_search_config(path: str | Path | None = None) -> SearchConfig:
@@ -63,6 +76,13 @@ def load_search_config(path: str | Path | None = None) -> SearchConfig:
 
 @dataclass(frozen=True)
 class SearchResult:
+    """One search answer.
+
+    Args:
+        record: The gallery record found.
+        score: Its cosine similarity to the query, in [-1, 1].
+    """
+
     record: Record
     score: float
 
@@ -83,7 +103,17 @@ def record_json(record: Record, image_url: ImageUrl) -> dict:
 
 
 class SearchService:
-    """The gallery store, its prompt index and the embedder, as one app-scoped object."""
+    """The gallery store, its prompt index and the embedder, as one app-scoped object.
+
+    On creation the index takes in the records newer than its last build, and a rebuild starts in the background
+    if one is due. Most callers use `SearchService.open`.
+
+    Args:
+        store: The gallery's records and images.
+        index: The prompt index over the records' embeddings.
+        embedder: Turns queries (text or images) and prompts into vectors in the index's space.
+        config: Limits on queries (`max_k`, `max_query_chars`).
+    """
 
     def __init__(self, store: GalleryStore, index: PromptIndex, embedder: PromptEmbedder, config: SearchConfig) -> None:
         self.store = store

@@ -47,18 +47,38 @@ class GalleryError(ValueError):
 
 @dataclass(frozen=True)
 class Record:
+    """One image in the gallery.
+
+    Args:
+        id: Its row id; ids only grow, so a larger id is a newer record.
+        prompt: The prompt it was made from.
+        negative_prompt: Its negative prompt, empty for none.
+        parameters: How it was made (`ImageGenerator.parameters`), as its PNG records them.
+        image: Its file name, relative to the images folder.
+        created: When it was recorded, in seconds since the epoch.
+        embedding: Its prompt's embedding, float32, L2-normalised.
+    """
+
     id: int
     prompt: str
     negative_prompt: str
     parameters: dict
-    image: str  # file name relative to the images folder
-    created: float  # seconds since the epoch
-    embedding: np.ndarray  # float32, L2-normalised
+    image: str
+    created: float
+    embedding: np.ndarray
 
 
 @dataclass(frozen=True)
 class NewRecord:
-    """An image file already on disk (e.g. from a prompt dataset) and what to record about it."""
+    """An image file already on disk (e.g. from a prompt dataset) and what to record about it.
+
+    Args:
+        source: The file to copy (or hard-link) in.
+        prompt: Its prompt.
+        embedding: Its prompt's embedding.
+        parameters: How it was made, as far as known.
+        name: Where it goes, relative to the images folder.
+    """
 
     source: Path
     prompt: str
@@ -93,7 +113,13 @@ def sync_to_disk(path: Path) -> None:
 
 
 class GalleryStore:
-    """The records table and the images folder of one data directory; safe to share between threads."""
+    """The records table and the images folder of one data directory; safe to share between threads.
+
+    Opening one deletes the files a crash left unrecorded, when no other process has the gallery open.
+
+    Args:
+        data_dir: Holds `gallery.sqlite3` (owner-only) and `images/`; created if missing.
+    """
 
     def __init__(self, data_dir: str | Path) -> None:
         self.data_dir = Path(data_dir)

@@ -94,7 +94,17 @@ def create_app(
     generator: ImageGenerator | None = None,
     search: SearchService | None = None,
 ) -> Flask:
-    """Build the app; `generator` and `search` may be passed in (tests share one loaded pipeline)."""
+    """Build the app: its configuration, services (generator, search, job queue) and blueprints.
+
+    Args:
+        test_config: Settings applied last, over the defaults, `instance/app.yaml` and `KOIMG_*` variables.
+        generator: A loaded generator to use instead of loading `GENERATOR_CONFIG` (tests share one); ignored,
+            and none loaded, when `REDIS_URL` is set: the workers hold the models.
+        search: A search service to use instead of opening one from `SEARCH_CONFIG` in `DATA_DIR`.
+
+    Returns:
+        The Flask app, its job queue already running.
+    """
     app = Flask(__name__, instance_relative_config=True)
     app.json = JSONProvider(app)
     app.after_request(_security_headers)

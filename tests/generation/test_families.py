@@ -103,7 +103,7 @@ def test_each_pipeline_gets_its_towers_heads_side_by_side_and_images_come_at_its
 
 def test_sdxl_concatenates_clip_l_then_bigg(root):
     generator = ImageGenerator(config(root, "sdxl", refiner=False))
-    text, _ = generator._text([PROMPT], [""], ["base"])
+    text, _ = generator.encode_prompts([PROMPT], [""], ["base"])
     tokens = text["base"]["prompt_embeds"]
     assert tokens.shape == (1, 77, 768 + 32) and text["base"]["pooled_prompt_embeds"].shape == (1, 20)
     clip_l = generator.encoder.encode([PROMPT], "clip-vit-l-14:penultimate").prompt_embeds
