@@ -21,7 +21,7 @@ from typing import Any, Protocol, TypeVar
 from PIL import Image
 
 from demo.generation.errors import N_, UserError
-from demo.generation.request import Request
+from demo.generation.request import Progress, Request
 
 CANCELLED = "cancelled by the user"
 INTERRUPTED = "the server stopped while this job was running; nothing was kept, please run it again"
@@ -95,7 +95,6 @@ class JobOutput:
     notes: list[str] = field(default_factory=list)
 
 
-Progress = Callable[[int, int], None]
 Runner = Callable[[Request, Progress, threading.Event], JobOutput]
 
 
