@@ -235,10 +235,6 @@ def backbone_path(config: KoreanStudentConfig) -> Path:
     return BACKBONE_SOURCES[config.backbone_source]()
 
 
-# The names this model and its config first had; code written against them keeps working.
-KoreanTextEncoder = KoreanStudent
-KoreanTextEncoderConfig = KoreanStudentConfig
-
 # Known to the Auto classes, so AutoConfig / AutoModel / AutoTokenizer read an encoder directory like any other.
 AutoConfig.register(KoreanStudentConfig.model_type, KoreanStudentConfig)
 AutoModel.register(KoreanStudentConfig, KoreanStudent)
