@@ -22,10 +22,8 @@ import hashlib
 import importlib.util
 import json
 import os
-import shutil
 import struct
 import sys
-import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -38,6 +36,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_toke
 from tqdm import tqdm
 from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
+from durable import save_directory_atomically
 from ko_clip.dataset import read_pairs
 from ko_clip.hangul import ONSETS, VOWELS, compose, decompose
 
@@ -454,10 +453,8 @@ def convert(model_file: Path, out_dir: Path, prune_texts: Iterable[str] | None =
     rows = None if prune_texts is None else _kept_ids(f, prune_texts)
     tokenizer = build_tokenizer(f, rows)
     model = build_model(f, rows)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        staging.chmod(0o755)  # mkdtemp makes it private
+
+    def write(staging: Path) -> None:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         info = {
@@ -470,21 +467,8 @@ def convert(model_file: Path, out_dir: Path, prune_texts: Iterable[str] | None =
             "pooling": "mean over attention_mask, then L2-normalise",
         }
         (staging / "e5_conversion.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
-            out_dir.rename(old / out_dir.name)
-            try:
-                staging.rename(out_dir)
-            except OSError:
-                (old / out_dir.name).rename(out_dir)
-                raise
-            shutil.rmtree(old)
-        else:
-            staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return out_dir
+
+    return save_directory_atomically(write, out_dir)
 
 
 def find_model_file(path: Path | str | None = None) -> Path:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
+from durable import save_atomically
 from ko_clip.modeling import KoreanStudent
 
 
@@ -86,8 +86,6 @@ class StateCache:
         offsets = torch.cat([cache.offsets, cache.offsets[-1] + lengths.cumsum(0)])
         states = torch.cat(([cache.states] if cache.texts else []) + pieces)
         merged = cls(cache.texts + missing, states, offsets)
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # runs sharing the cache never share a temporary
-        torch.save({"texts": merged.texts, "states": merged.states, "offsets": merged.offsets}, tmp)
-        tmp.replace(path)
+        saved = {"texts": merged.texts, "states": merged.states, "offsets": merged.offsets}
+        save_atomically(lambda tmp: torch.save(saved, tmp), path)  # runs sharing the cache never share a temporary
         return merged

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -21,6 +20,7 @@ from tqdm import tqdm
 from transformers import AutoTokenizer, CLIPTextModel, CLIPTextModelWithProjection
 from transformers.utils import logging as transformers_logging
 
+from durable import save_directory_atomically
 from ko_clip.modeling import Target
 
 
@@ -121,9 +121,11 @@ class TeacherCache:
         directory = root / cls.key(teacher.spec, sentences)
         if (directory / "sentences.json").exists():
             return cls(directory)
-        tmp = directory.with_name(directory.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        save_directory_atomically(lambda tmp: cls._write(teacher, sentences, batch_size, tmp), directory)
+        return cls(directory)
+
+    @staticmethod
+    def _write(teacher: Teacher, sentences: list[str], batch_size: int, tmp: Path) -> None:
         target = teacher.target
         tokens = np.lib.format.open_memmap(
             tmp / "tokens.npy", mode="w+", dtype=np.float16, shape=(len(sentences), target.length, target.hidden_size)
@@ -144,5 +146,3 @@ class TeacherCache:
         if pooled is not None:
             pooled.flush()
         (tmp / "sentences.json").write_text(json.dumps(sentences, ensure_ascii=False), encoding="utf-8")
-        tmp.rename(directory)
-        return cls(directory)

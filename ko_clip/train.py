@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase
 
+from durable import replace_directory, save_directory_atomically
 from ko_clip.augment import variants
 from ko_clip.card import card_files, training_summary
 from ko_clip.config import TrainConfig
@@ -160,7 +161,7 @@ def build_student(config: TrainConfig, train: list[Pair], teachers: list[Teacher
         if pooled is not None:
             head.null_pooled.copy_(pooled[0])
     encoder = KoreanPromptEncoder(model, tokenizer)
-    save_atomically(encoder, init)
+    save_directory_atomically(encoder.save_pretrained, init)
     return encoder
 
 
@@ -189,26 +190,6 @@ def lr_factor(step: int, warmup: int, steps: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def replace_directory(directory: Path, write: Callable[[Path], None]) -> None:
-    """`write` into a sibling folder, then swap it in: a kill at any moment leaves a complete directory."""
-    tmp = directory.with_name(directory.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    write(tmp)
-    swap_in(tmp, directory)
-
-
-def swap_in(tmp: Path, directory: Path) -> None:
-    old = directory.with_name(directory.name + ".old")
-    if directory.exists():
-        directory.rename(old)
-    tmp.rename(directory)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def save_atomically(encoder: KoreanPromptEncoder, directory: Path) -> None:
-    replace_directory(directory, encoder.save_pretrained)
-
-
 def save_student(
     model: KoreanStudent, tokenizer: PreTrainedTokenizerBase, directory: Path, files: dict[str, str] | None = None
 ) -> None:
@@ -221,7 +202,7 @@ def save_student(
         for name, text in (files or {}).items():
             (tmp / name).write_text(text, encoding="utf-8")
 
-    replace_directory(directory, write)
+    save_directory_atomically(write, directory)
 
 
 def main(config: TrainConfig) -> dict:
@@ -379,5 +360,5 @@ def _save_state(accelerator: Accelerator, out: Path, progress: dict) -> None:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         (tmp / "progress.json").write_text(json.dumps(progress, indent=1))
-        swap_in(tmp, out / "state")
+        replace_directory(tmp, out / "state")
     accelerator.wait_for_everyone()

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 from pathlib import Path
 
 import pandas as pd
 
+from durable import save_atomically, write_text_atomically
 from miniworld.korean import HELDOUT_TEMPLATES, TRAIN_TEMPLATES, korean_caption, korean_captions
 from miniworld.world import ATTRIBUTES, all_scenes, english_caption
 
@@ -48,12 +48,6 @@ def heldout_prompts(unseen_templates: bool, exclude: set[str], seed: int) -> pd.
     return pd.DataFrame(rows, columns=["prompt", "en", *ATTRIBUTES])
 
 
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp" + path.suffix)
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def write_corpus(out: Path, seed: int = 0) -> dict[str, int]:
     """Write every corpus file under `out`; returns the row count per file."""
     pairs = training_pairs(seed)
@@ -72,19 +66,16 @@ def write_corpus(out: Path, seed: int = 0) -> dict[str, int]:
     records = [{"sn": f"MW-{i:06d}", **p} for i, p in enumerate(pairs[2 * third :], start=2 * third)]
     train = out / "train"
     train.mkdir(parents=True, exist_ok=True)
-    _atomic(train / "miniworld_1.xlsx", lambda p: xlsx.to_excel(p, index=False))
-    _atomic(train / "miniworld_2.csv", lambda p: csv.to_csv(p, index=False))
-    _atomic(
-        train / "miniworld_3.json",
-        lambda p: p.write_text(json.dumps({"data": records}, ensure_ascii=False, indent=1), encoding="utf-8"),
-    )
+    save_atomically(lambda p: xlsx.to_excel(p, index=False), train / "miniworld_1.xlsx")
+    save_atomically(lambda p: csv.to_csv(p, index=False), train / "miniworld_2.csv")
+    write_text_atomically(train / "miniworld_3.json", json.dumps({"data": records}, ensure_ascii=False, indent=1))
     seen_sentences = {p["ko"] for p in pairs}
     seen = heldout_prompts(False, seen_sentences, seed + 1)
     unseen = heldout_prompts(True, seen_sentences, seed + 2)
-    _atomic(out / "heldout_seen.csv", lambda p: seen.to_csv(p, index=False))
-    _atomic(out / "heldout_unseen.csv", lambda p: unseen.to_csv(p, index=False))
+    save_atomically(lambda p: seen.to_csv(p, index=False), out / "heldout_seen.csv")
+    save_atomically(lambda p: unseen.to_csv(p, index=False), out / "heldout_unseen.csv")
     english = seen.drop(columns=["prompt"]).rename(columns={"en": "prompt"})
-    _atomic(out / "prompts_en.csv", lambda p: english.to_csv(p, index=False))
+    save_atomically(lambda p: english.to_csv(p, index=False), out / "prompts_en.csv")
     return {
         "train/miniworld_1.xlsx": len(xlsx),
         "train/miniworld_2.csv": len(csv),

@@ -6,8 +6,6 @@ import ctypes
 import ctypes.util
 import io
 import json
-import os
-import tempfile
 import threading
 import warnings
 from collections.abc import Iterator
@@ -17,6 +15,7 @@ from pathlib import Path
 from PIL import Image, PngImagePlugin
 
 from demo.generation.errors import N_, UserError
+from durable import write_bytes_atomically
 
 ACCEPTED_FORMATS = {"PNG", "JPEG", "WEBP", "BMP", "GIF"}
 CONVERTIBLE_MODES = {"RGB", "RGBA", "L", "LA", "P", "PA", "CMYK", "YCbCr", "1"}
@@ -39,18 +38,9 @@ def png_bytes(image: Image.Image, parameters: dict) -> bytes:
 
 
 def write_png(image: Image.Image, path: str | Path, parameters: dict) -> Path:
-    """Write atomically: a reader never sees half a file, a crash never leaves one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".png")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(png_bytes(image, parameters))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write atomically and durably: a reader never sees half a file, a crash never leaves one. Owner-only, as
+    the prompt it carries may be someone else's."""
+    return write_bytes_atomically(path, png_bytes(image, parameters), private=True)
 
 
 def read_parameters(source: str | Path | Image.Image) -> dict:

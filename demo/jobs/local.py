@@ -33,7 +33,7 @@ from demo.jobs.model import (
     round_robin,
     too_many_jobs,
 )
-from demo.search.store import private_file
+from durable import private_file
 
 log = logging.getLogger(__name__)
 

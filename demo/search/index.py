@@ -13,7 +13,6 @@ import fcntl
 import json
 import logging
 import math
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -25,7 +24,7 @@ import numpy as np
 from annoy import AnnoyIndex
 
 from demo.generation.errors import N_, UserError
-from demo.search.store import sync_to_disk
+from durable import TEMPORARY_PREFIX, sync_to_disk, write_text_atomically
 
 log = logging.getLogger(__name__)
 
@@ -261,11 +260,7 @@ class PromptIndex:
                 "count": len(ids),
                 "last_id": int(ids.max()),
             }
-            tmp = self.directory / f".{MANIFEST}.tmp"
-            tmp.write_text(json.dumps(manifest), encoding="utf-8")
-            sync_to_disk(tmp)
-            os.replace(tmp, self.directory / MANIFEST)
-            sync_to_disk(self.directory)
+            write_text_atomically(self.directory / MANIFEST, json.dumps(manifest))
             self._switch(self._load())
             self._collect_garbage()
 
@@ -284,7 +279,7 @@ class PromptIndex:
         manifest = self._manifest() or {}
         current = {manifest.get("annoy"), manifest.get("ids")}
         for path in self.directory.iterdir():
-            if path.name.startswith(("prompts-", f".{MANIFEST}")) and path.name not in current:
+            if path.name.startswith(("prompts-", f".{MANIFEST}", TEMPORARY_PREFIX)) and path.name not in current:
                 path.unlink(missing_ok=True)
 
     def rebuild_in_background(self, batches: Callable[[], Batches]) -> bool:

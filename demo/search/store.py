@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from demo.generation.images import write_png
+from durable import TEMPORARY_PREFIX, private_file, save_atomically
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -96,22 +97,6 @@ def _blob(embedding: np.ndarray) -> bytes:
     return np.ascontiguousarray(embedding, dtype="<f4").tobytes()
 
 
-def private_file(path: Path) -> Path:
-    """Create `path` (or tighten it) readable and writable by its owner only: other people's prompts, or a key."""
-    path.touch(mode=0o600, exist_ok=True)
-    path.chmod(0o600)
-    return path
-
-
-def sync_to_disk(path: Path) -> None:
-    """fsync a file or folder: after this, a power cut cannot take it back."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class GalleryStore:
     """The records table and the images folder of one data directory; safe to share between threads.
 
@@ -157,7 +142,7 @@ class GalleryStore:
             if name not in recorded:
                 self.image_path(name, must_exist=False).unlink(missing_ok=True)
         for folder in {self.images_dir} | {self.image_path(n, must_exist=False).parent for n in pending}:
-            for tmp in folder.glob(".tmp-*"):  # half-written files (write_png, _place)
+            for tmp in folder.glob(f"{TEMPORARY_PREFIX}*"):  # half-written files (write_png, _place)
                 tmp.unlink(missing_ok=True)
         self._query("DELETE FROM pending")
         fcntl.flock(self._users, fcntl.LOCK_SH)
@@ -193,9 +178,7 @@ class GalleryStore:
         path = self.image_path(name, must_exist=False)
         self._begin_writing([name])
         try:
-            write_png(image, path, parameters | {"prompt": prompt, "negative_prompt": negative_prompt})
-            sync_to_disk(path)
-            sync_to_disk(path.parent)
+            write_png(image, path, parameters | {"prompt": prompt, "negative_prompt": negative_prompt})  # and synced
             return self._insert([(prompt, negative_prompt, parameters, name, embedding)])[0]
         except BaseException:
             path.unlink(missing_ok=True)
@@ -204,7 +187,7 @@ class GalleryStore:
     def import_files(self, items: Iterable[NewRecord], batch_size: int = 1000) -> Iterator[Record]:
         """Copy (or hard-link) existing image files in and record them, one transaction per batch.
 
-        A batch's files are all synced before its records are committed, which keeps bulk imports fast.
+        Each file is synced as it is placed, and its batch's records are committed together after.
         """
         batch: list[NewRecord] = []
         for item in items:
@@ -219,26 +202,21 @@ class GalleryStore:
         known = self._known_names([item.name for item in batch])
         batch = [item for item in batch if item.name not in known]  # an interrupted import can simply run again
         self._begin_writing([item.name for item in batch])
-        targets = [self._place(item.source, self.image_path(item.name, must_exist=False)) for item in batch]
-        for path in targets + sorted({target.parent for target in targets}):
-            sync_to_disk(path)
+        for item in batch:
+            self._place(item.source, self.image_path(item.name, must_exist=False))
         return self._insert([(i.prompt, "", i.parameters, i.name, i.embedding) for i in batch])
 
     @staticmethod
     def _place(source: Path, target: Path) -> Path:
-        """Hard-link (or copy) `source` to `target` atomically."""
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".tmp-{uuid.uuid4().hex}")
-        try:
+        """Hard-link (or copy) `source` to `target` atomically and durably."""
+
+        def link_or_copy(tmp: Path) -> None:
             try:
                 os.link(source, tmp)
             except OSError:  # another file system, or links not allowed
                 shutil.copyfile(source, tmp)
-            os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return target
+
+        return save_atomically(link_or_copy, target)
 
     def _known_names(self, names: list[str]) -> set[str]:
         marks = ",".join("?" * len(names))

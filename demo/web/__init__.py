@@ -14,7 +14,6 @@ Configuration, later wins: the defaults below, `instance/app.yaml` (same keys), 
 
 from __future__ import annotations
 
-import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -25,9 +24,9 @@ from flask import Flask, Response
 from flask.json.provider import DefaultJSONProvider
 from flask_wtf.csrf import CSRFProtect
 
-from demo.search.store import private_file
 from demo.web import extensions, i18n
 from demo.web.serializers import image_url
+from durable import private_file, write_text_atomically
 
 if TYPE_CHECKING:
     from demo.generation.pipeline import ImageGenerator
@@ -137,14 +136,9 @@ def create_app(
 def _secret_key(path: Path) -> str:
     """A key kept in the data folder, so sessions (and so the jobs they own) survive a restart. Owner-only: with
     it anyone could sign a session cookie and so read another client's jobs."""
-    if path.exists():
-        return private_file(path).read_text().strip()
-    tmp = private_file(path.with_name(f".{path.name}.{os.getpid()}"))
-    tmp.write_text(secrets.token_hex(32))
-    try:
-        os.link(tmp, path)  # atomic, and the first of two starting processes wins
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink()
-    return path.read_text().strip()
+    if not path.exists():
+        try:
+            write_text_atomically(path, secrets.token_hex(32), private=True, overwrite=False)
+        except FileExistsError:  # the first of two starting processes wins
+            pass
+    return private_file(path).read_text().strip()

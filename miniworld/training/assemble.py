@@ -9,7 +9,6 @@ unless told otherwise.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from diffusers import (
@@ -23,22 +22,16 @@ from diffusers import (
 )
 from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
+from durable import save_directory_atomically
 from miniworld.components import noise_scheduler
 from miniworld.paths import BASE_DIR, CLIP_DIR, CLIP_SMALL_DIR, REFINER_DIR, SDXL_BASE_DIR
 from miniworld.training.diffusion import STAGES
 from miniworld.training.vae import OUT as VAE_DIR
 
 
-def save_atomically(pipeline: DiffusionPipeline, target: Path) -> None:
+def save_pipeline(pipeline: DiffusionPipeline, target: Path) -> None:
     """Write beside `target`, then swap, so an interrupted save never leaves a half-written pipeline."""
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    pipeline.save_pretrained(tmp, safe_serialization=True)
-    old = target.with_name(target.name + ".old")
-    if target.exists():
-        target.rename(old)
-    tmp.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+    save_directory_atomically(lambda tmp: pipeline.save_pretrained(tmp, safe_serialization=True), target)
 
 
 def _unet(stage: str) -> UNet2DConditionModel | None:
@@ -62,7 +55,7 @@ def main() -> None:
             feature_extractor=None,
             requires_safety_checker=False,
         )
-        save_atomically(base, BASE_DIR)
+        save_pipeline(base, BASE_DIR)
         print(f"saved {BASE_DIR}")
     if unet := _unet("sdxl-base"):
         sdxl = StableDiffusionXLPipeline(
@@ -75,7 +68,7 @@ def main() -> None:
             scheduler=scheduler,
             force_zeros_for_empty_prompt=False,  # trained on the towers' own empty-prompt states, as SD2 was
         )
-        save_atomically(sdxl, SDXL_BASE_DIR)
+        save_pipeline(sdxl, SDXL_BASE_DIR)
         print(f"saved {SDXL_BASE_DIR}")
     if unet := _unet("refiner"):
         refiner = StableDiffusionXLImg2ImgPipeline(
@@ -89,7 +82,7 @@ def main() -> None:
             requires_aesthetics_score=True,
             force_zeros_for_empty_prompt=False,
         )
-        save_atomically(refiner, REFINER_DIR)
+        save_pipeline(refiner, REFINER_DIR)
         print(f"saved {REFINER_DIR}")
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from durable import save_atomically
 from miniworld.world import ATTRIBUTES, Scene, english_caption, sample
 
 
@@ -46,8 +47,5 @@ def load_scenes(cache_dir: Path, count: int = 24000, seed: int = 0) -> SceneSet:
     if path.exists():
         return SceneSet(**torch.load(path))
     scenes = render_set(count, seed)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"images": scenes.images, "labels": scenes.labels}, tmp)
-    tmp.replace(path)
+    save_atomically(lambda tmp: torch.save({"images": scenes.images, "labels": scenes.labels}, tmp), path)
     return scenes

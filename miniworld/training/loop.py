@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from durable import save_atomically
+
 RUNS = Path("runs/miniworld")
 
 
@@ -32,10 +34,7 @@ def learning_rate(step: int, max_lr: float, warmup: int, total: int) -> float:
 
 def save_checkpoint(path: Path, **state: Any) -> None:
     """Write atomically, so a kill mid-write leaves the previous checkpoint intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    save_atomically(lambda tmp: torch.save(state, tmp), path)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any] | None:

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-import demo.search.index
+import durable
 from demo.generation.config import resolve
 from demo.search.cli import main
 from demo.search.embeddings import PromptEmbedder, is_korean
@@ -239,7 +239,7 @@ def test_an_interrupted_swap_keeps_the_old_index_and_the_new_vectors(tmp_path, m
     def power_cut(source, target):
         raise OSError("the machine went down before the switch")
 
-    monkeypatch.setattr(demo.search.index.os, "replace", power_cut)
+    monkeypatch.setattr(durable.os, "replace", power_cut)
     assert index.rebuild_in_background(lambda: [(np.arange(1, 102), vectors)])
     index.wait()
     assert isinstance(index.last_error, OSError) and index.built == 100 and index.buffered == 1
