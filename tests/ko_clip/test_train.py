@@ -106,7 +106,7 @@ def test_empty_prompt_embedding_is_the_teachers(tiny_setup, tmp_path, tiny_confi
 
 def test_config_files_load_and_overrides_apply():
     config = load_config("embedded", ["steps=12", "loss.pooled=0", "student.head=positional"])
-    assert config.steps == 12 and config.loss.pooled == 0 and config.student.head == "positional"
+    assert config.steps == 12 and config.loss.pooled == 0 and config.student.trunk == "positional"
     names = [t.name for t in config.teachers]
     assert names == ["miniworld-clip:last", "miniworld-clip:penultimate", "miniworld-clip-small:penultimate"]
     assert [t.pooled for t in config.teachers] == [False, True, False]
