@@ -12,6 +12,7 @@ import math
 import random
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -205,7 +206,26 @@ def save_student(
     save_directory_atomically(write, directory)
 
 
-def main(config: TrainConfig) -> dict:
+@dataclass
+class Corpus:
+    """One run's sentences: training and validation pairs, and English-only sentences for the English side."""
+
+    train: list[Pair]
+    validation: list[Pair]
+    extra: list[str]  # never one of the validation split's English sentences
+
+    @property
+    def english(self) -> list[str]:
+        """Every distinct English sentence the teachers are asked about."""
+        return sorted({p.en for p in self.train} | {p.en for p in self.validation} | set(self.extra))
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train), "validation": len(self.validation), "english_only": len(self.extra)}
+
+
+def make_accelerator(config: TrainConfig) -> Accelerator:
+    """The config's mixed precision on a GPU; on a CPU, full precision on `config.threads` threads."""
     on_gpu = torch.cuda.is_available()
     # the schedule steps once per optimizer step, as with one process (accelerate would step it once per process)
     accelerator = Accelerator(
@@ -213,113 +233,211 @@ def main(config: TrainConfig) -> dict:
     )
     if not on_gpu:
         torch.set_num_threads(config.threads)
-    set_seed(config.seed)
-    out = Path(config.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    return accelerator
 
-    # data. What goes to disk (corpus, teacher caches, the initial student), the main process writes first and
-    # the others then read (`main_process_first`), so every process starts from the same files.
+
+def load_corpus(config: TrainConfig, accelerator: Accelerator) -> Corpus:
+    """The corpus split into training and validation pairs, and the English-only sentences."""
     with accelerator.main_process_first():
         sources = corpus_sources(config.corpus)
         english_sources = corpus_sources(config.english_corpus)
     train, validation = split_pairs(sources, config.validation_fraction, config.max_chars)
     if not train or not validation:
         raise ValueError(f"need training and validation pairs, got {len(train)} and {len(validation)}")
-    # English-only sentences, never one of the validation split's English sentences
     extra = read_english(english_sources, config.max_chars, {p.en for p in validation}) if english_sources else []
     accelerator.print(
         f"{len(train)} training pairs, {len(validation)} validation pairs, {len(extra)} English-only sentences"
         + ("" if config.loss.korean else "; English side only: no Korean sentence is trained on")
     )
-    # Without a Korean side, validation (and the best-model choice) reads the English sentences: no Korean seen
-    checked = validation if config.loss.korean else [Pair(p.en, p.en) for p in validation]
-    sizes = {"train": len(train), "validation": len(validation), "english_only": len(extra)}
+    return Corpus(train, validation, extra)
 
-    # teachers, frozen; their outputs cached per distinct English sentence
-    teachers = [Teacher(spec, accelerator.device, teacher_dtype(config, on_gpu)) for spec in config.teachers]
-    english = sorted({p.en for p in train} | {p.en for p in validation} | set(extra))
+
+def load_teachers(
+    config: TrainConfig, english: list[str], accelerator: Accelerator
+) -> tuple[list[Teacher], TeacherOutputs]:
+    """The frozen teachers, and their outputs on `english`, cached on disk per sentence with `cache_teacher`."""
+    dtype = teacher_dtype(config, torch.cuda.is_available())
+    teachers = [Teacher(spec, accelerator.device, dtype) for spec in config.teachers]
     caches = {}
     if config.cache_teacher:
         with accelerator.main_process_first():
             caches = {t.spec.name: TeacherCache.build(t, english, Path(config.cache_dir)) for t in teachers}
-    teacher = teacher_outputs(teachers, caches)
+    return teachers, teacher_outputs(teachers, caches)
 
-    # student
-    with accelerator.main_process_first():
-        encoder = build_student(config, train, teachers, out)
-    model: KoreanStudent = encoder.model.train()  # the encoder holds it in eval mode, for inference
+
+@dataclass
+class Training:
+    """What the loop steps, prepared by accelerate: the student, its optimizer and schedule, and the batches, one
+    shuffled pass over the training pairs per epoch (`shuffle` seeded at an epoch's start gives its order)."""
+
+    model: torch.nn.Module  # the student, wrapped for several processes
+    optimizer: torch.optim.Optimizer
+    schedule: LambdaLR
+    loader: DataLoader
+    shuffle: torch.Generator
+
+
+def prepare_training(
+    config: TrainConfig, model: KoreanStudent, train: list[Pair], accelerator: Accelerator
+) -> Training:
+    """AdamW and its schedule for `model`, and batches of `train`: each process takes its own `batch_size` pairs."""
     optimizer, schedule = optimizer_and_schedule(model, config)
     accelerator.print(
         f"student: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
         f"{sum(p.numel() for g in optimizer.param_groups for p in g['params']) / 1e6:.2f} M trained"
     )
-    heads = list(model.heads)
-    # one shuffled pass over `train` per epoch, each process taking its own `batch_size` pairs per step
     shuffle = torch.Generator()
     loader = DataLoader(train, config.batch_size, shuffle=True, drop_last=True, collate_fn=list, generator=shuffle)
     model, optimizer, schedule, loader = accelerator.prepare(model, optimizer, schedule, loader)
-    steps_per_epoch = len(loader)  # per process: len(train) // (batch_size × processes)
-    if not steps_per_epoch:
+    if not len(loader):  # per process: len(train) // (batch_size × processes)
         raise ValueError(f"{len(train)} training pairs do not fill a batch of {config.batch_size} on each process")
+    return Training(model, optimizer, schedule, loader, shuffle)
 
-    # resume
-    progress = {"step": 0, "best": float("inf"), "history": []}
-    if (out / "state" / "progress.json").exists():
-        accelerator.load_state(out / "state")
-        progress = json.loads((out / "state" / "progress.json").read_text())
-        accelerator.print(f"resumed at step {progress['step']}")
 
-    tokenize = batch_tokenizer(encoder.tokenizer, accelerator.device)
+def resume(accelerator: Accelerator, out: Path) -> dict:
+    """The progress record (step, best score, history); from `out/state`, with the model, optimizer, schedule and
+    RNG states, if an earlier run saved one."""
+    if not (out / "state" / "progress.json").exists():
+        return {"step": 0, "best": float("inf"), "history": []}
+    accelerator.load_state(out / "state")
+    progress = json.loads((out / "state" / "progress.json").read_text())
+    accelerator.print(f"resumed at step {progress['step']}")
+    return progress
 
-    # Korean inputs: each corpus sentence and its augmented variants; the frozen backbone part computed once
-    kept, pool = variants(train, config.augment, config.seed) if config.loss.korean else ([], [])
-    korean_variants = dict(zip(train, kept))
-    states = None
-    if config.cache_states and accelerator.unwrap_model(model).config.frozen_layers:
-        texts = ([p.ko for p in train] + pool if config.loss.korean else []) + english
-        with accelerator.main_process_first():
-            states = StateCache.build(accelerator.unwrap_model(model), tokenize, texts, Path(config.cache_dir))
+
+def frozen_state_cache(
+    config: TrainConfig,
+    corpus: Corpus,
+    pool: list[str],
+    model: KoreanStudent,
+    tokenize: Callable,
+    accelerator: Accelerator,
+) -> StateCache | None:
+    """With `cache_states` and a frozen backbone part: its output for every sentence (and Korean variant in
+    `pool`) the student reads, computed once."""
+    if not (config.cache_states and model.config.frozen_layers):
+        return None
+    texts = ([p.ko for p in corpus.train] + pool if config.loss.korean else []) + corpus.english
+    with accelerator.main_process_first():
+        return StateCache.build(model, tokenize, texts, Path(config.cache_dir))
+
+
+def student_forward(
+    model: KoreanStudent, tokenize: Callable, states: StateCache | None, device: torch.device
+) -> Callable[[list[str]], dict]:
+    """Texts → the student's outputs, from the cached frozen states when there are some."""
 
     def student(texts: list[str]) -> dict:
         if states is None:
             return model(**tokenize(texts))
-        frozen, mask = states.lookup(texts, accelerator.device)
+        frozen, mask = states.lookup(texts, device)
         return model(attention_mask=mask, frozen_states=frozen)
 
-    def validate() -> float:
-        report = embedding_metrics(accelerator.unwrap_model(model), tokenize, checked, teacher)
-        accelerator.print(f"step {step}\n{format_metrics(report)}")
-        progress["history"].append({"step": step, "lr": lr, "loss": loss.item(), **report})
-        return report
+    return student
+
+
+def korean_batch(
+    batch: list[Pair], korean_variants: dict[Pair, list[str]], config: TrainConfig, step: int, noise: bool
+) -> list[str]:
+    """The Korean side's inputs: one variant of each pair's sentence, some with a made-up word if `noise`."""
+    if not config.loss.korean:
+        return []
+    rng = random.Random(config.seed * 1_000_003 + step)  # seeded by step, so a resumed run matches
+    korean = [_pick(korean_variants[p], rng) for p in batch]
+    return [add_noise_word(k, rng) if rng.random() < config.noise_words else k for k in korean] if noise else korean
+
+
+def validate(
+    model: KoreanStudent,
+    tokenize: Callable,
+    checked: list[Pair],
+    teacher: TeacherOutputs,
+    accelerator: Accelerator,
+    step: int,
+) -> dict:
+    """The metrics on the validation pairs after `step` steps, printed: {head: {metric: value}}."""
+    report = embedding_metrics(model, tokenize, checked, teacher)
+    accelerator.print(f"step {step}\n{format_metrics(report)}")
+    return report
+
+
+def score(report: dict) -> float:
+    """Lower is better: token MSE plus pooled (1 − cosine), summed over the heads."""
+    return sum(m["token_mse"] + (1 - m.get("pooled_cosine", 1)) for m in report.values())
+
+
+def checkpoint(
+    config: TrainConfig,
+    accelerator: Accelerator,
+    model: KoreanStudent,
+    tokenizer: PreTrainedTokenizerBase,
+    sizes: dict[str, int],
+    progress: dict,
+    step: int,
+    report: dict,
+) -> None:
+    """After validating at `step`: the student under `out_dir/best` if it scores best so far (with its model
+    card), then the state to resume from under `out_dir/state`."""
+    out = Path(config.out_dir)
+    if score(report) < progress["best"]:
+        progress["best"] = score(report)
+        if accelerator.is_main_process:
+            summary = training_summary(config, model, sizes, step, report, accelerator.num_processes)
+            save_student(model, tokenizer, out / "best", card_files(summary))
+    progress["step"] = step
+    _save_state(accelerator, out, progress)
+
+
+def main(config: TrainConfig) -> dict:
+    accelerator = make_accelerator(config)
+    set_seed(config.seed)
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    # data and teachers. What goes to disk (corpus, teacher caches, the initial student, state caches), the main
+    # process writes first and the others then read (`main_process_first`): every process starts from the same files.
+    corpus = load_corpus(config, accelerator)
+    # Without a Korean side, validation (and the best-model choice) reads the English sentences: no Korean seen
+    checked = corpus.validation if config.loss.korean else [Pair(p.en, p.en) for p in corpus.validation]
+    teachers, teacher = load_teachers(config, corpus.english, accelerator)
+
+    # student, optimizer, batches, and where an earlier run stopped
+    with accelerator.main_process_first():
+        encoder = build_student(config, corpus.train, teachers, out)
+    heads = list(encoder.model.heads)
+    # trained in train mode (the encoder holds it in eval mode, for inference)
+    training = prepare_training(config, encoder.model.train(), corpus.train, accelerator)
+    model, steps_per_epoch = training.model, len(training.loader)
+    progress = resume(accelerator, out)
+
+    # Korean inputs: each corpus sentence and its augmented variants; the frozen backbone part computed once
+    tokenize = batch_tokenizer(encoder.tokenizer, accelerator.device)
+    kept, pool = variants(corpus.train, config.augment, config.seed) if config.loss.korean else ([], [])
+    korean_variants = dict(zip(corpus.train, kept))
+    states = frozen_state_cache(config, corpus, pool, accelerator.unwrap_model(model), tokenize, accelerator)
+    student = student_forward(model, tokenize, states, accelerator.device)
 
     step = progress["step"]
     bar = tqdm(total=config.steps, initial=step, desc="ko_clip", disable=not accelerator.is_main_process)
     while step < config.steps:
         epoch, offset = divmod(step, steps_per_epoch)
-        shuffle.manual_seed(config.seed + epoch)  # the same order again after a resume
-        for batch in accelerator.skip_first_batches(loader, offset):
-            rng = random.Random(config.seed * 1_000_003 + step)  # seeded by step, so a resumed run matches
-            korean = [_pick(korean_variants[p], rng) for p in batch] if config.loss.korean else []
-            if states is None:  # a made-up word would have no cached states
-                korean = [add_noise_word(k, rng) if rng.random() < config.noise_words else k for k in korean]
-            english_only = _sample(extra, config.english_batch or config.batch_size, config.seed, step, accelerator)
-            batch_english = [p.en for p in batch]
-            loss = step_loss(student, teacher, heads, batch_english, korean, english_only, config, accelerator.device)
-            lr = optimizer_step(accelerator, loss, model, optimizer, schedule, config.grad_clip)
+        training.shuffle.manual_seed(config.seed + epoch)  # the same order again after a resume
+        for batch in accelerator.skip_first_batches(training.loader, offset):
+            korean = korean_batch(batch, korean_variants, config, step, noise=states is None)  # no cached made-up word
+            english_only = _sample(
+                corpus.extra, config.english_batch or config.batch_size, config.seed, step, accelerator
+            )
+            english = [p.en for p in batch]
+            loss = step_loss(student, teacher, heads, english, korean, english_only, config, accelerator.device)
+            lr = optimizer_step(accelerator, loss, model, training.optimizer, training.schedule, config.grad_clip)
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.4f}")
             if step % config.eval_every == 0 or step == config.steps:
-                report = validate()
-                score = sum(m["token_mse"] + (1 - m.get("pooled_cosine", 1)) for m in report.values())
-                if score < progress["best"]:
-                    progress["best"] = score
-                    if accelerator.is_main_process:
-                        unwrapped = accelerator.unwrap_model(model)
-                        summary = training_summary(config, unwrapped, sizes, step, report, accelerator.num_processes)
-                        save_student(unwrapped, encoder.tokenizer, out / "best", card_files(summary))
-                progress["step"] = step
-                _save_state(accelerator, out, progress)
+                unwrapped = accelerator.unwrap_model(model)
+                report = validate(unwrapped, tokenize, checked, teacher, accelerator, step)
+                progress["history"].append({"step": step, "lr": lr, "loss": loss.item(), **report})
+                checkpoint(config, accelerator, unwrapped, encoder.tokenizer, corpus.sizes, progress, step, report)
             if step >= config.steps:
                 break
     bar.close()
