@@ -11,6 +11,7 @@ import torch
 from safetensors import safe_open
 
 from ko_clip import KoreanStudent, KoreanStudentConfig, Target
+from ko_clip.card import model_card, training_summary
 from ko_clip.config import CONFIG_DIR, load_config
 from ko_clip.modeling import OLD_TRUNK_KEYS, rename_old_trunk_keys
 from ko_clip.student import scratch_student, train_wordpiece
@@ -100,3 +101,18 @@ def test_a_config_giving_a_key_under_both_names_is_refused(tmp_path):
     (tmp_path / "both.yaml").write_text(both, encoding="utf-8")
     with pytest.raises(ValueError, match="student: both a key and its old name given: 'head_heads' and 'trunk_heads'"):
         load_config(tmp_path / "both.yaml")
+
+
+def test_a_training_summary_written_with_the_old_keys_gives_the_same_card():
+    config = load_config("embedded")
+    tokenizer = train_wordpiece(["빨간 원", "a red circle"], vocab_size=60)
+    backbone = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    targets = [Target(t.name, 16) for t in config.teachers]
+    model = scratch_student(tokenizer, targets, backbone, trunk_layers=2, trunk_heads=2)
+    metrics = {t.name: {"token_mse": 0.5} for t in config.teachers}
+    summary = training_summary(config, model, {"train": 10, "validation": 2, "english_only": 0}, 3, metrics)
+    old = json.loads(json.dumps(summary))
+    old["student"] = {OLD_NAMES.get(key, key): value for key, value in old["student"].items()}
+    assert "head_layers" in old["student"] and "trunk_layers" not in old["student"]
+    assert model_card(old) == model_card(summary)
+    assert "(2 layers, width 128)" in model_card(old)
