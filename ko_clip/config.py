@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,7 @@ def _set(tree: dict[str, Any], dotted: str, raw: str) -> None:
     tree[leaf] = yaml.safe_load(raw)
 
 
-def load_config(path: str | Path, overrides: list[str] = ()) -> TrainConfig:
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
     """Read `path` (or a shipped config by name, e.g. 'embedded'), then apply `key=value` overrides."""
     path = Path(path)
     if not path.exists() and (CONFIG_DIR / f"{path}.yaml").exists():
