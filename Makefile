@@ -43,10 +43,11 @@ stress: $(VENV)/.installed
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -x -m "not browser" --count $(or $(STRESS),20) --repeat-scope session \
 	  tests/web tests/search
 
-# Ruff with the settings in pyproject.toml (line length 120).
+# Ruff and mypy with the settings in pyproject.toml (line length 120). CI runs it before `make test`.
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy demo ko_clip
 
 retrain: $(VENV)/.installed
 	$(PY) -m miniworld.training all
