@@ -1,4 +1,10 @@
+"""demo.generation.evaluation, the quality numbers measured on the product, and its documented entry point
+`python -m miniworld.evaluate`."""
+
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,6 +18,8 @@ from miniworld.evaluate import main
 from miniworld.paths import BASE_DIR, REFINER_DIR
 from miniworld.prompts import read_prompts
 from miniworld.world import Scene, english_caption
+
+REPO = Path(__file__).resolve().parents[2]
 
 ROWS = [
     {
@@ -150,17 +158,6 @@ def test_probe_scores_each_category_in_korean_and_english(tmp_path, capsys):
     assert exit_.value.code == 2 and "do not cover extra.csv" in capsys.readouterr().err
 
 
-def test_prompt_file_errors_name_the_problem(tmp_path):
-    (tmp_path / "cols.csv").write_text("prompt,color\nx,red\n")
-    with pytest.raises(ValueError, match="missing column"):
-        read_prompts(tmp_path / "cols.csv")
-    (tmp_path / "value.csv").write_text("prompt,color,shape,size,position,background\nx,pink,circle,small,left,white\n")
-    with pytest.raises(ValueError, match="line 2: unknown color 'pink'"):
-        read_prompts(tmp_path / "value.csv")
-    prompts, scenes = read_prompts(_ok(tmp_path))
-    assert prompts == ["빨간 원"] and scenes == [Scene("red", "circle", "small", "left", "white")]
-
-
 def test_cli_reports_a_bad_file_without_a_traceback(tmp_path, capsys):
     (tmp_path / "bad.csv").write_text("prompt\nx\n")
     with pytest.raises(SystemExit) as exit_:
@@ -169,12 +166,6 @@ def test_cli_reports_a_bad_file_without_a_traceback(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--probe", str(tmp_path / "nothing-here")])
     assert exit_.value.code == 2 and "no *.csv category files" in capsys.readouterr().err
-
-
-def _ok(tmp_path):
-    path = tmp_path / "ok.csv"
-    path.write_text("prompt,color,shape,size,position,background\n빨간 원,red,circle,small,left,white\n")
-    return path
 
 
 def test_ko_clip_evaluate_generates_through_the_same_generator(tmp_path, capsys, generator, teacher_generator, scorer):
@@ -193,3 +184,12 @@ def test_ko_clip_evaluate_generates_through_the_same_generator(tmp_path, capsys,
     assert result["korean"] == evaluate(generator, ["흰 배경 왼쪽에 있는 큰 빨간 원"], [scene], scorer=scorer).as_dict()
     assert result["english"] == evaluate(teacher_generator, [english_caption(scene)], [scene], scorer=scorer).as_dict()
     assert set(result) == {"embeddings", "korean", "english", "ratio"}
+
+
+def test_python_m_miniworld_evaluate_runs_the_product_evaluation():
+    """Scripts outside the repository call the entry point by its module name."""
+    done = subprocess.run(
+        [sys.executable, "-m", "miniworld.evaluate", "--help"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: ") and "--probe DIR" in done.stdout and "--english-from" in done.stdout
