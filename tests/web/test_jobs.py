@@ -5,6 +5,7 @@ worker, a real `python -m demo.worker` process)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -205,7 +206,7 @@ def test_jobs_are_invisible_to_other_owners(harness):
     with pytest.raises(JobNotFound):
         queue.get("no-such-id", "me")
     assert queue.jobs("you") == [] and [j.id for j in queue.jobs("me")] == [mine.id]
-    assert len(mine.id) >= 20  # unguessable: 128 random bits
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", mine.id)  # unguessable: 128 random bits, URL-safe
     assert queue.wait(mine.id, "me", timeout=30).status == "done"  # their cancel did nothing
 
 
