@@ -38,7 +38,7 @@ test-fast: $(VENV)/.installed
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow and not redis and not distributed and not browser"
 
 # The web, queue and search tests 20 times in a row (STRESS=N for another count), stopping at the first failure.
-# The browser story (tests/web/test_browser.py) is one session whose steps build on each other; `make test` runs it.
+# The browser tests (each on its own context, in any order) drive Chromium and stay out; `make test` runs them.
 stress: $(VENV)/.installed
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -x -m "not browser" --count $(or $(STRESS),20) --repeat-scope session \
 	  tests/web tests/search
