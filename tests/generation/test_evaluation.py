@@ -52,6 +52,7 @@ def test_english_teacher_reads_prompts_as_the_pipelines_do(teacher_generator):
     assert torch.equal(embeds.prompt_embeds, tokens) and torch.equal(embeds.pooled_prompt_embeds, pooled)
 
 
+@pytest.mark.slow
 def test_english_through_the_generator_is_the_pipeline_reading_its_own_prompt(teacher_generator):
     prompt = "a large blue square in the center on a black background"
     ours = teacher_generator(Request(prompt, seed=4, steps=6, refiner=False)).images[0]
@@ -106,6 +107,7 @@ def test_cli_json_report_is_the_generator_path_with_the_documented_keys(tmp_path
     assert report == evaluate(teacher_generator, prompts, scenes, seeds=2, scorer=scorer).as_dict()
 
 
+@pytest.mark.slow
 def test_cli_refiner_default_follows_the_config(tmp_path, capsys):
     pd.DataFrame(ROWS[:1]).to_csv(tmp_path / "p.csv", index=False)
     runs = {}
@@ -115,6 +117,7 @@ def test_cli_refiner_default_follows_the_config(tmp_path, capsys):
     assert runs[""] == runs["--no-refiner"] != runs["--refiner"]  # embedded: refiner_default false
 
 
+@pytest.mark.slow
 def test_probe_scores_each_category_in_korean_and_english(tmp_path, capsys):
     scenes = [Scene("red", "circle", "large", "left", "white"), Scene("blue", "square", "large", "center", "black")]
     probe = tmp_path / "probe"
@@ -168,6 +171,7 @@ def test_cli_reports_a_bad_file_without_a_traceback(tmp_path, capsys):
     assert exit_.value.code == 2 and "no *.csv category files" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_ko_clip_evaluate_generates_through_the_same_generator(tmp_path, capsys, generator, teacher_generator, scorer):
     from ko_clip.__main__ import main as ko_clip_main
     from miniworld.paths import KOREAN_ENCODER_DIR
@@ -186,6 +190,7 @@ def test_ko_clip_evaluate_generates_through_the_same_generator(tmp_path, capsys,
     assert set(result) == {"embeddings", "korean", "english", "ratio"}
 
 
+@pytest.mark.slow
 def test_python_m_miniworld_evaluate_runs_the_product_evaluation():
     """Scripts outside the repository call the entry point by its module name."""
     done = subprocess.run(

