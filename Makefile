@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test stress lint retrain browser redis translations
+.PHONY: run test test-fast stress lint retrain browser redis translations
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,19 +29,25 @@ redis:
 	@command -v redis-server >/dev/null || \
 	  ($(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server)
 
+# Every test (what CI runs).
 test: $(VENV)/.installed browser redis
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
+# The inner loop: all but the tiers marked in pyproject.toml (the heaviest, Redis server, torchrun, Chromium).
+test-fast: $(VENV)/.installed
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow and not redis and not distributed and not browser"
+
 # The web, queue and search tests 20 times in a row (STRESS=N for another count), stopping at the first failure.
-# The browser story (tests/web/test_browser.py) is one session whose steps build on each other; `make test` runs it.
+# The browser tests (each on its own context, in any order) drive Chromium and stay out; `make test` runs them.
 stress: $(VENV)/.installed
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -x -m "not browser" --count $(or $(STRESS),20) --repeat-scope session \
 	  tests/web tests/search
 
-# Ruff with the settings in pyproject.toml (line length 120).
+# Ruff and mypy with the settings in pyproject.toml (line length 120). CI runs it before `make test`.
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy demo ko_clip
 
 retrain: $(VENV)/.installed
 	$(PY) -m miniworld.training all

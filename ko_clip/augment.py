@@ -82,10 +82,10 @@ class Aligner:
         both: Counter[tuple[str, str]] = Counter()
         n = 0
         for pair in pairs:
-            k, e = set(pair.ko.split()), {w for w in words(pair.en) if _LATIN.match(w)}
-            korean.update(k)
-            english.update(e)
-            both.update((a, b) for a in k for b in e)
+            ko_words, en_words = set(pair.ko.split()), {w for w in words(pair.en) if _LATIN.match(w)}
+            korean.update(ko_words)
+            english.update(en_words)
+            both.update((a, b) for a in ko_words for b in en_words)
             n += 1
         english_kept = {w for w, c in english.items() if c <= max_share * n}
         # ties (words that always appear together, as 'in' and 'center' in 'in the center') go to the longer

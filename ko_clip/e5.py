@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -415,7 +416,7 @@ def _new_id(ids: np.ndarray | None, old: int) -> int:
 def _kept_ids(f: E5File, texts: Iterable[str]) -> np.ndarray:
     """The special pieces plus every piece the texts (and the e5 prefixes) tokenize to, in vocabulary order."""
     tokenizer = _unigram_tokenizer(f)
-    keep = {tokenizer.token_to_id(token) for token in SPECIAL_TOKENS}
+    keep: set[int] = {cast(int, tokenizer.token_to_id(token)) for token in SPECIAL_TOKENS}  # built with them
     batch: list[str] = [QUERY_PREFIX, PASSAGE_PREFIX]
     for text in texts:
         batch.append(text)

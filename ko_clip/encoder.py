@@ -42,7 +42,7 @@ class KoreanPromptEncoder:
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
     ) -> None:
-        self.model = model.to(device=device, dtype=dtype).eval()
+        self.model = model.to(device=device, dtype=dtype).eval()  # type: ignore[call-arg]  # transformers' wrapped `to` reads as unbound to mypy
         self.tokenizer = tokenizer
         self.device = torch.device(device)
         self.dtype = dtype

@@ -61,6 +61,7 @@ def embedding_metrics(
             total["cosine"] += float(F.cosine_similarity(tokens, target_tokens, dim=-1).sum())
             total["tokens"] += tokens.shape[0] * tokens.shape[1]
             if pooled is not None:
+                assert target_pooled is not None  # a head with a pooled output has a pooled target
                 student_pooled.setdefault(name, []).append(pooled.float().cpu())
                 vectors = english_pooled.setdefault(name, torch.empty(len(english), target_pooled.shape[-1]))
                 vectors[truth[start : start + len(batch)]] = target_pooled.float()

@@ -158,6 +158,7 @@ class KoreanStudent(PreTrainedModel):
     """
 
     config_class = KoreanStudentConfig
+    config: KoreanStudentConfig
     base_model_prefix = "ko_clip"
 
     def __init__(self, config: KoreanStudentConfig, backbone: PreTrainedModel | None = None) -> None:

@@ -14,6 +14,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import torch
 from tqdm import tqdm
@@ -82,9 +83,10 @@ class StateCache:
             for row, i in enumerate(chunk):
                 pieces[i] = states[row, : int(batch["attention_mask"][row].sum())]
         model.train(was_training)
-        lengths = torch.tensor([len(p) for p in pieces])
+        filled = cast(list[torch.Tensor], pieces)  # every piece is set by now
+        lengths = torch.tensor([len(p) for p in filled])
         offsets = torch.cat([cache.offsets, cache.offsets[-1] + lengths.cumsum(0)])
-        states = torch.cat(([cache.states] if cache.texts else []) + pieces)
+        states = torch.cat(([cache.states] if cache.texts else []) + filled)
         merged = cls(cache.texts + missing, states, offsets)
         saved = {"texts": merged.texts, "states": merged.states, "offsets": merged.offsets}
         save_atomically(lambda tmp: torch.save(saved, tmp), path)  # runs sharing the cache never share a temporary

@@ -57,7 +57,7 @@ class Teacher:
         model_class = CLIPTextModelWithProjection if spec.pooled else CLIPTextModel
         with quiet_loading():  # a full CLIPModel checkpoint has vision weights the text model rightly skips
             model = model_class.from_pretrained(spec.path, subfolder=spec.subfolder, dtype=dtype)
-        self.model = model.to(self.device).eval()
+        self.model = model.to(self.device).eval()  # type: ignore[arg-type]  # transformers' wrapped `to` reads as unbound to mypy
         self.tokenizer = AutoTokenizer.from_pretrained(spec.path, subfolder=spec.tokenizer_subfolder)
         self.model.requires_grad_(False)
 
@@ -141,6 +141,7 @@ class TeacherCache:
             t, p = teacher(sentences[start : start + batch_size])
             tokens[start : start + len(t)] = t.cpu().numpy()
             if pooled is not None:
+                assert p is not None  # the target has a pooled output
                 pooled[start : start + len(p)] = p.cpu().numpy()
         tokens.flush()
         if pooled is not None:

@@ -129,7 +129,7 @@ def noise_scheduler() -> DDPMScheduler:
     )
 
 
-class AttributeClassifier(ModelMixin, ConfigMixin):
+class AttributeClassifier(ModelMixin, ConfigMixin):  # type: ignore[misc]  # diffusers' own pair of bases
     """Reads every scene attribute off a 64×64 image: one softmax head per attribute."""
 
     @register_to_config

@@ -117,7 +117,7 @@ def render(scene: Scene, seed: int) -> Image.Image:
     s = _SUPERSAMPLE
     image = Image.new("RGB", (IMAGE_SIZE * s, IMAGE_SIZE * s), BACKGROUNDS[scene.background])
     draw = ImageDraw.Draw(image)
-    cx, cy = _CENTERS[scene.position]
+    cx, cy = map(float, _CENTERS[scene.position])
     cx += rng.uniform(-3, 3)
     cy += rng.uniform(-3, 3)
     r = _RADII[scene.size] * rng.uniform(0.88, 1.12)

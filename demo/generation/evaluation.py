@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.probe is not None:
             used = probe_settings(config, args)
             if args.english_from:
-                english = earlier_english(args.english_from, used)
+                english: dict[str, Report] | ImageGenerator = earlier_english(args.english_from, used)
             else:
                 english = ImageGenerator(config, "english")
             result = probe(ImageGenerator(config, "korean"), english, args.probe, args.seeds, args.refiner, args.limit)

@@ -18,9 +18,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from diffusers import (
-    DiffusionPipeline,
     StableDiffusionImg2ImgPipeline,
     StableDiffusionPipeline,
     StableDiffusionXLImg2ImgPipeline,
@@ -52,8 +52,9 @@ class TowerRead:
 @dataclass(frozen=True)
 class Family:
     name: str
-    text2img: type[DiffusionPipeline]
-    img2img: type[DiffusionPipeline]
+    # DiffusionPipeline classes (plain `type`: mypy does not see diffusers' pipelines as DiffusionPipeline's subtypes)
+    text2img: type
+    img2img: type
     reads: tuple[tuple[str, str, str, bool], ...]  # (subfolder, tokenizer, layer, pooled) per text encoder
     towers: tuple[str, ...]  # the real checkpoints' tower names, in `reads` order
 
@@ -104,7 +105,7 @@ def detect_family(location: str) -> Family:
         has_first_tower = (index.get("text_encoder") or [None])[0] is not None
         return FAMILIES["sdxl" if has_first_tower and "Img2Img" not in pipeline else "sdxl-refiner"]
     if pipeline.startswith("StableDiffusion"):
-        width = _read_json(location, "text_encoder/config.json").get("hidden_size")
+        width: Any = _read_json(location, "text_encoder/config.json").get("hidden_size")
         return FAMILIES["sd2" if TOWER_BY_WIDTH.get(width) == OPENCLIP_H else "sd15"]
     raise ValueError(f"{location!r} is a {pipeline or 'unknown'} pipeline, not Stable Diffusion 1.x, 2.x or XL")
 

@@ -172,7 +172,7 @@ def png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def job_record(job: Job) -> dict[str, str | int | bytes]:
+def job_record(job: Job) -> dict[str, str | int | float | bytes]:
     """A job as flat fields (a SQLite row, a Redis hash): the request as JSON, its uploaded image as PNG bytes."""
     request = {f.name: getattr(job.request, f.name) for f in fields(Request) if f.name != "init_image"}
     image = job.request.init_image

@@ -94,10 +94,10 @@ class PromptEmbedder:
         `korean_encoder`: a directory, or a loaded encoder to share (the generator's); `target`: its head with the
         pooled output in that CLIP's space (None: its first head with a pooled output); `english`: what reads text
         without Hangul ("student" or "clip")."""
-        model = CLIPModel.from_pretrained(clip, dtype=dtype).to(device)
+        model = CLIPModel.from_pretrained(clip, dtype=dtype).to(device)  # type: ignore[arg-type]  # transformers' wrapped `to` reads as unbound to mypy
         korean = korean_encoder
         if not isinstance(korean, KoreanPromptEncoder):
-            korean = KoreanPromptEncoder.from_pretrained(korean_encoder, device, dtype)
+            korean = KoreanPromptEncoder.from_pretrained(korean, device, dtype)
         if target is None:
             pooled = [spec.name for spec in korean.model.config.target_specs if spec.pooled_size]
             target = pooled[0] if pooled else "(none with a pooled output)"
@@ -128,7 +128,9 @@ class PromptEmbedder:
 
     @torch.no_grad()
     def _korean(self, texts: list[str]) -> np.ndarray:
-        return normalised(self.korean.encode(texts, self.target).pooled_prompt_embeds)
+        pooled = self.korean.encode(texts, self.target).pooled_prompt_embeds
+        assert pooled is not None  # `target` is a head with a pooled output
+        return normalised(pooled)
 
     @torch.no_grad()
     def _english(self, texts: list[str]) -> np.ndarray:

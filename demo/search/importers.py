@@ -35,21 +35,25 @@ def import_prompts(
             sources = [find(name) for name in chunk[image_column].fillna("").astype(str)]
             others = chunk.drop(columns=[prompt_column, image_column])
             parameters = json.loads(others.to_json(orient="records", force_ascii=False))
-            keep = [i for i, (prompt, source) in enumerate(zip(prompts, sources, strict=True)) if prompt and source]
+            keep = [
+                (i, source)
+                for i, (prompt, source) in enumerate(zip(prompts, sources, strict=True))
+                if prompt and source
+            ]
             counts["no prompt"] += prompts.count("")
             counts["missing image"] += sum(
                 1 for prompt, source in zip(prompts, sources, strict=True) if prompt and source is None
             )
-            vectors = service.embedder.embed_texts([prompts[i] for i in keep])
+            vectors = service.embedder.embed_texts([prompts[i] for i, _ in keep])
             items = [
                 NewRecord(
-                    sources[i],
+                    source,
                     prompts[i],
                     vector,
                     {k: v for k, v in parameters[i].items() if v is not None},
-                    f"{path.stem}/{find.relative(sources[i])}",
+                    f"{path.stem}/{find.relative(source)}",
                 )
-                for i, vector in zip(keep, vectors, strict=True)
+                for (i, source), vector in zip(keep, vectors, strict=True)
             ]
             records = list(service.store.import_files(items, batch_size))
             service.index_records(records)

@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
@@ -143,8 +143,8 @@ class SearchService:
             from demo.search.embeddings import PromptEmbedder
             from ko_clip import KoreanPromptEncoder
 
-            korean = resolve(config.korean_encoder)
-            placement = {"device": device}
+            korean: str | KoreanPromptEncoder = resolve(config.korean_encoder)
+            placement: dict[str, Any] = {"device": device}
             if generator is not None:
                 placement = {"device": generator.device, "dtype": generator.dtype}
                 shared = generator.encoder
@@ -212,7 +212,7 @@ class SearchService:
     @property
     def image_side(self) -> int:
         """The square CLIP looks at: an uploaded query image is cut down to it before anything else."""
-        crop = self.embedder.processor.crop_size
+        crop = self.embedder.processor.crop_size  # type: ignore[attr-defined]  # every CLIP image processor has one
         return max(crop["height"], crop["width"])
 
     def search_image(

@@ -4,6 +4,7 @@ world, read from `miniworld` (the same vocabulary the corpus and the Korean enco
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from demo.generation.config import GeneratorConfig
 from demo.web.i18n import N_, language
@@ -30,7 +31,7 @@ def world_note(config: GeneratorConfig) -> WorldNote | None:
     from miniworld import korean
     from miniworld.world import ATTRIBUTES
 
-    korean_words = {
+    korean_words: dict[str, dict[str, Any]] = {
         "shape": korean.SHAPE,
         "color": korean.COLOR_ADJ,
         "size": korean.SIZE_ADJ,

@@ -36,7 +36,7 @@ def select_locale() -> str:
     chosen = request.args.get("lang")
     if chosen in LANGUAGES:
         return chosen
-    return session.get("lang") if session.get("lang") in LANGUAGES else PAGES_DEFAULT
+    return session["lang"] if session.get("lang") in LANGUAGES else PAGES_DEFAULT
 
 
 def _remember_choice() -> None:
@@ -55,7 +55,7 @@ def language_url(chosen: str) -> str:
     """This page (its query kept) in another language; the start page when this one cannot be fetched again."""
     if request.method != "GET" or not request.endpoint or request.endpoint.startswith("api."):
         return url_for("generate.txt2img", lang=chosen)
-    args = {key: value for key, value in request.args.items() if key != "lang"}
+    args: dict[str, Any] = {key: value for key, value in request.args.items() if key != "lang"}
     return url_for(request.endpoint, **(request.view_args or {}), **args, lang=chosen)
 
 

@@ -15,6 +15,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -33,7 +34,7 @@ KOREAN_COLUMNS = ("원문", "ko", "korean", "kor")
 ENGLISH_COLUMNS = ("번역문", "en", "english", "eng")
 TRANSLATION_COLUMN = "translation"
 PARALLEL = ("xlsx", "csv", "json", "jsonl", "parquet", "arrow", "moses", "tmx")
-_LANGUAGES = {"Korean": KOREAN_COLUMNS, "English": ENGLISH_COLUMNS}
+_LANGUAGES: dict[str, tuple[str, ...]] = {"Korean": KOREAN_COLUMNS, "English": ENGLISH_COLUMNS}
 _SPACE = re.compile(r"\s+")
 
 Source = Path | str  # a file, or an `hf:` entry
@@ -54,7 +55,7 @@ def normalize(text: object) -> str:
 
 def pick(columns: Iterable[object], wanted: tuple[str, ...], where: object, language: str) -> str:
     """The first of `wanted` among `columns` (case-insensitive), or an error naming what was found."""
-    names = {str(c).strip().lower(): c for c in columns if c is not None}
+    names: dict[str, Any] = {str(c).strip().lower(): c for c in columns if c is not None}
     for name in wanted:
         if name.lower() in names:
             return names[name.lower()]
@@ -98,11 +99,12 @@ def _guarded(source: Source, kind: str, batches: Iterator[dict[str, list]]) -> I
         raise unreadable(source, kind, error) from error
 
 
-def read_source(source: Source) -> Iterator[tuple[object, object]]:
+def read_source(source: Source) -> Iterator[tuple[object, ...]]:
     """Raw (Korean, English) values of one file or `hf:` entry."""
     if isinstance(source, str):
         return table_rows(source, "hf", _LANGUAGES)
     kind = detect(source)
+    assert kind is not None  # corpus_files keeps only files of a known format
     if kind == "moses":
         return moses_pairs(source)
     if kind == "tmx":

@@ -22,9 +22,10 @@ def read_english(sources: Iterable[str | Path], max_chars: int = 300, exclude: I
     excluded = set(exclude)
     for source in corpus_files(sources, ENGLISH_ONLY + ("hf",)):
         if isinstance(source, Path) and detect(source) == "text":
-            values = text_lines(source)
+            values: Iterable[object] = text_lines(source)
         else:
             kind = "hf" if isinstance(source, str) else detect(source)
+            assert kind is not None  # corpus_files keeps only files of a known format
             values = (row[0] for row in table_rows(source, kind, {"English": PROMPT_COLUMNS}))
         for value in tqdm(values, desc=f"English prompts {Path(str(source)).name}", unit=" rows", mininterval=2):
             text = normalize(value)

@@ -230,7 +230,7 @@ def _hf(entry: str) -> Table:
     return Table(dataset.column_names, lambda columns: dataset.select_columns(columns).iter(batch_size=BATCH_ROWS))
 
 
-_OPENERS: dict[str, Callable[[Path | str], Table]] = {
+_OPENERS: dict[str, Callable[..., Table]] = {  # a Path, or the `hf:` entry's text
     "xlsx": _xlsx,
     "csv": _csv,
     "json": _json,
@@ -274,7 +274,7 @@ def tmx_pairs(path: Path) -> Iterator[tuple[str, str]]:
         for event, element in events:
             if event != "end" or element.tag != "tu":
                 continue
-            segments = {}
+            segments: dict[str, str] = {}
             for variant in element.iter("tuv"):
                 language = (variant.get(_XML_LANG) or variant.get("lang") or "").lower()
                 seen.add(language)

@@ -19,6 +19,7 @@ PROMPT = "흰 배경 왼쪽에 있는 큰 빨간 원"  # a large red circle on t
 SCENE = Scene("red", "circle", "large", "left", "white")
 
 
+@pytest.mark.slow
 def test_text_to_image_draws_what_the_korean_prompt_says(generator, scorer):
     result = generator(Request(PROMPT, seed=1, num_images=4, steps=20, refiner=False))
     assert len(result.images) == 4 and result.seeds == [1, 2, 3, 4]
@@ -144,6 +145,7 @@ def test_concurrent_callers_take_turns(generator):
     assert np.array_equal(results[2], alone)
 
 
+@pytest.mark.slow
 def test_cli_writes_png_with_prompt_metadata(tmp_path, capsys):
     out = tmp_path / "out.png"
     assert generate_cli([PROMPT, "--out", str(out), "--seed", "3", "--steps", "5", "--no-refiner"]) == 0
@@ -258,6 +260,7 @@ def test_one_korean_encoder_forward_per_call_for_every_head_prompt_and_negative(
     assert batches == [2]  # the prompt and the negative, read once for base and refiner and both images
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", ["embedded", "embedded-sdxl"])
 def test_compiled_unets_are_the_ones_that_run_for_text_and_image_to_image(monkeypatch, config):
     runs = []

@@ -20,6 +20,8 @@ from safetensors.torch import load_file
 
 from ko_clip.train import lr_factor, main
 
+pytestmark = pytest.mark.distributed
+
 ROOT = Path(__file__).resolve().parents[2]
 STEPS, EVAL_EVERY, SNAPSHOT = 30, 5, 20
 

@@ -7,11 +7,14 @@ prints `tok_content` ids and `e5_embed` output), so they check the conversion ag
 from __future__ import annotations
 
 import base64
+import string
 import struct
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tokenizers import normalizers
 from transformers import AutoModel, AutoTokenizer, BertModel
 
@@ -144,3 +147,34 @@ def test_cli_prunes_to_a_corpus(tmp_path, capsys):
     assert tokenizer.unk_token_id not in tokenizer(e5.PASSAGE_PREFIX + "a red circle")["input_ids"]
     assert e5.main(["--out", str(tmp_path / "other"), "--model-file", str(tmp_path / "missing.bin")]) == 2
     assert "missing.bin" in capsys.readouterr().err
+
+
+# Korean as people write it: the tokenizer erases nothing.
+HANGUL = st.integers(0xAC00, 0xD7A3).map(chr)
+JAMO = st.integers(0x3131, 0x3163).map(chr)
+LATIN_DIGITS = st.sampled_from(string.ascii_letters + string.digits)
+PUNCTUATION = st.sampled_from(string.punctuation + "。、「」·…~～！？（）“”‘’")
+SPACE = st.sampled_from(" \t")
+TEXT = st.lists(st.one_of(HANGUL, HANGUL, JAMO, LATIN_DIGITS, PUNCTUATION, SPACE), min_size=1, max_size=40).map("".join)
+
+
+@pytest.fixture(scope="module")
+def e5_tokenizer():
+    f = e5.read_e5_file(e5.find_model_file())
+    return e5.build_tokenizer(f), f.unk
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=TEXT)
+def test_no_hangul_latin_digit_or_punctuation_text_becomes_unk(e5_tokenizer, text):
+    tokenizer, unk = e5_tokenizer
+    assert unk not in tokenizer(text).input_ids
+
+
+def test_every_hangul_syllable_and_jamo_has_pieces(e5_tokenizer):
+    tokenizer, unk = e5_tokenizer
+    everything = [chr(c) for c in range(0xAC00, 0xD7A4)] + [chr(c) for c in range(0x3131, 0x3164)]
+    ids = tokenizer(everything).input_ids
+    assert not [text for text, row in zip(everything, ids) if unk in row]
+    # a syllable XLM-R has no piece for is spelled by its sound, not erased: 쟉 keeps ㅈ, ㅑ, ㄱ
+    assert tokenizer.tokenize("쟉") == ["▁", "쟈", "ᄀ"]

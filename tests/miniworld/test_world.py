@@ -92,4 +92,4 @@ def test_korean_captions_name_every_attribute_and_vary():
 
 def test_heldout_templates_are_disjoint_from_training():
     assert not set(TRAIN_TEMPLATES) & set(HELDOUT_TEMPLATES)
-    assert len(TRAIN_TEMPLATES) >= 10 and len(HELDOUT_TEMPLATES) >= 4
+    assert len(TRAIN_TEMPLATES) == 14 and len(HELDOUT_TEMPLATES) == 5

@@ -280,6 +280,7 @@ def test_importing_into_an_open_gallery_indexes_each_record_once(tmp_path, embed
     assert sorted(r.record.id for r in service.search_text("a small red circle", k=10)) == [1, 2, 3, 4, 5]
 
 
+@pytest.mark.slow
 def test_cli_builds_a_gallery_from_a_prompt_table(tmp_path, capsys):
     scenes = all_scenes()[:4]
     lost = (

@@ -30,7 +30,7 @@ from demo.web import create_app
 from demo.web.extensions import get_services
 
 PROMPT = "흰 배경 왼쪽에 있는 큰 빨간 원"
-BACKENDS = ["embedded", "redis"]
+BACKENDS = ["embedded", pytest.param("redis", marks=pytest.mark.redis)]  # "redis" starts a real redis-server
 FINISHED = frozenset({"done", "failed"})
 
 

@@ -5,6 +5,7 @@ worker, a real `python -m demo.worker` process)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -205,7 +206,7 @@ def test_jobs_are_invisible_to_other_owners(harness):
     with pytest.raises(JobNotFound):
         queue.get("no-such-id", "me")
     assert queue.jobs("you") == [] and [j.id for j in queue.jobs("me")] == [mine.id]
-    assert len(mine.id) >= 20  # unguessable: 128 random bits
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", mine.id)  # unguessable: 128 random bits, URL-safe
     assert queue.wait(mine.id, "me", timeout=30).status == "done"  # their cancel did nothing
 
 
@@ -272,6 +273,7 @@ def test_a_job_running_when_the_process_was_killed_fails_with_a_reason(tmp_path)
     assert oct((tmp_path / "jobs.sqlite3").stat().st_mode & 0o777) == "0o600"
 
 
+@pytest.mark.redis
 def test_a_killed_worker_fails_its_job_and_another_worker_goes_on(redis_url, tmp_path):
     """A real `python -m demo.worker` killed with SIGKILL mid-job: its job fails once the lease lapses (never lost,
     never stored twice), and the job behind it runs on the worker that is left."""
@@ -313,6 +315,7 @@ def test_the_worker_imports_neither_flask_nor_the_search_service():
     assert [name for name in loaded if name == "flask" or name.startswith(("demo.web", "demo.search"))] == []
 
 
+@pytest.mark.redis
 def test_a_redis_restart_loses_nothing_and_stops_no_worker(tmp_path):
     """Redis (appendonly yes) stopped and started again while a worker runs a job and while the front stores a
     result: during the outage the queue refuses with QueueUnavailable (the API's 503); after it the running job

@@ -60,7 +60,7 @@ CSRF = N_("The form has expired or was not sent from this site; reload the page 
 def refusal(status: int, error: UserError) -> HTTPException:
     """The HTTP error that answers `error` with `status`, keeping its code, template and params."""
     http = default_exceptions[status](str(error))
-    http.user_error = error
+    http.user_error = error  # type: ignore[attr-defined]  # read back with getattr by the handlers
     return http
 
 
@@ -86,7 +86,8 @@ def reason(error: HTTPException) -> str:
         # Werkzeug raises the same error for a body over the limit and for a form over its part or field limits.
         if limit and (request.content_length is None or request.content_length > limit):
             return translate(TOO_LARGE, {"mb": round(limit / 1024 / 1024)})
-        limits = {"fields": request.max_form_parts, "kb": request.max_form_memory_size // 1024}
+        # Flask's MAX_FORM_MEMORY_SIZE (500 kB unless set) is never None in this app
+        limits = {"fields": request.max_form_parts, "kb": request.max_form_memory_size // 1024}  # type: ignore[operator]
         return translate(TOO_MANY_FIELDS, limits)
     if isinstance(error, CSRFError):
         return translate(CSRF)

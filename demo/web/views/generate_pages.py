@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
+from typing import Any
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, send_file, url_for
 from werkzeug.datastructures import FileStorage
@@ -27,7 +28,7 @@ NO_IMAGE = N_("Choose an image file to start from.")
 
 def error_field(error: Exception) -> str | None:
     """The form field an error is about (a `UserError`'s `field`, under the form's name for it)."""
-    field = getattr(error, "field", None)
+    field: Any = getattr(error, "field", None)
     return FORM_FIELDS.get(field, field)
 
 

@@ -31,7 +31,7 @@ def _error(error: HTTPException):
     body = {
         "message": reason(error),
         "type": "server_error" if code >= 500 else kind,
-        "param": getattr(error, "param", None) or PARAMS.get(getattr(user_error, "field", None)),
+        "param": getattr(error, "param", None) or PARAMS.get(getattr(user_error, "field", "")),
         "code": "invalid_api_key" if code == 401 else getattr(user_error, "code", None),
     }
     response = jsonify({"error": body})
@@ -46,7 +46,7 @@ bp = client_blueprint("openai_images", "/v1", _error)
 
 def _invalid(message: str, param: str | None = None) -> NoReturn:
     error = BadRequest(message)
-    error.param = param
+    error.param = param  # type: ignore[attr-defined]  # read back with getattr by the handler
     raise error
 
 

@@ -1,8 +1,21 @@
+"""ko_clip.encoder: KoreanPromptEncoder's pipeline-shaped outputs, saving and loading, re-spacing, and the shipped
+encoder on prompts as people write them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
 import torch
 from transformers import AutoTokenizer
 
 from ko_clip import KoreanPromptEncoder, KoreanStudent, KoreanStudentConfig, Target
 from ko_clip.student import scratch_student, train_wordpiece
+from miniworld.paths import KOREAN_ENCODER_DIR
+
+PROBES = Path(__file__).resolve().parents[2] / "ko_clip" / "probes"
 
 SD2_LIKE = Target("base", hidden_size=1024)
 REFINER_LIKE = Target("refiner", hidden_size=1280, pooled_size=1280)
@@ -66,10 +79,47 @@ def test_save_and_load_round_trip_gives_identical_embeddings(tmp_path):
 
 
 def test_unknown_target_is_a_clear_error():
-    encoder = tiny_encoder()
-    try:
-        encoder.encode(["원"], "sdxl")
-    except KeyError as error:
-        assert "no head 'sdxl'" in str(error) and "base, refiner" in str(error)
-    else:
-        raise AssertionError("expected a KeyError")
+    with pytest.raises(KeyError, match="no head 'sdxl'; it has base, refiner"):
+        tiny_encoder().encode(["원"], "sdxl")
+
+
+# One prompt per way of writing, from the shipped probe files.
+AS_PEOPLE_WRITE = {  # category file → row (also the seed)
+    "loanwords": 0,  # 라지 블루 다이아몬드, 아래쪽, 검은 배경
+    "no_spacing": 0,  # 좌측쪽에노란색네모가크게있고배경은회색인그림
+    "mixed_script": 0,  # large orange star, black 배경 위쪽
+    "typos": 0,  # 마롬모 하나를 그리는데 색은 노란색, 크기는 커, 자리는 아래쪾, 바탕은 흰색
+    "synonyms": 0,  # 회색빛 배경 맨 아래에 커다랗고 넓은 새파란 세모난 것
+    "long_requests": 0,
+    "new_patterns": 0,
+}
+
+
+@pytest.mark.slow
+def test_shipped_encoder_reads_korean_as_people_write_it_through_the_product(generator, scorer):
+    from demo.generation.evaluation import generate
+    from miniworld.prompts import read_prompts
+
+    prompts, scenes = [], []
+    for category, row in AS_PEOPLE_WRITE.items():
+        file_prompts, file_scenes = read_prompts(PROBES / f"{category}.csv")
+        prompts.append(file_prompts[row])
+        scenes.append(file_scenes[row])
+    images = generate(generator, prompts, seeds=list(AS_PEOPLE_WRITE.values()))
+    report = scorer.score(images, scenes)
+    assert report.all_correct == 1.0, report.per_attribute
+
+
+@pytest.mark.slow
+def test_kiwi_normalisation_respaces_prompts_before_the_encoder(tmp_path):
+    shutil.copytree(KOREAN_ENCODER_DIR, tmp_path / "kiwi")
+    config = json.loads((tmp_path / "kiwi" / "config.json").read_text())
+    (tmp_path / "kiwi" / "config.json").write_text(json.dumps(config | {"normalize": "kiwi"}))
+    plain = KoreanPromptEncoder.from_pretrained(KOREAN_ENCODER_DIR)
+    respacing = KoreanPromptEncoder.from_pretrained(tmp_path / "kiwi")
+    assert plain.space is None
+    unspaced = "검은바탕오른쪽에작은파란별"
+    spaced = respacing.space(unspaced)
+    assert spaced == "검은 바탕 오른쪽에 작은 파란 별"
+    head = "miniworld-clip:last"
+    assert torch.equal(respacing.encode(unspaced, head).prompt_embeds, plain.encode(spaced, head).prompt_embeds)

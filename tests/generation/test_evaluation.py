@@ -1,4 +1,10 @@
+"""demo.generation.evaluation, the quality numbers measured on the product, and its documented entry point
+`python -m miniworld.evaluate`."""
+
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,6 +18,8 @@ from miniworld.evaluate import main
 from miniworld.paths import BASE_DIR, REFINER_DIR
 from miniworld.prompts import read_prompts
 from miniworld.world import Scene, english_caption
+
+REPO = Path(__file__).resolve().parents[2]
 
 ROWS = [
     {
@@ -44,6 +52,7 @@ def test_english_teacher_reads_prompts_as_the_pipelines_do(teacher_generator):
     assert torch.equal(embeds.prompt_embeds, tokens) and torch.equal(embeds.pooled_prompt_embeds, pooled)
 
 
+@pytest.mark.slow
 def test_english_through_the_generator_is_the_pipeline_reading_its_own_prompt(teacher_generator):
     prompt = "a large blue square in the center on a black background"
     ours = teacher_generator(Request(prompt, seed=4, steps=6, refiner=False)).images[0]
@@ -98,6 +107,7 @@ def test_cli_json_report_is_the_generator_path_with_the_documented_keys(tmp_path
     assert report == evaluate(teacher_generator, prompts, scenes, seeds=2, scorer=scorer).as_dict()
 
 
+@pytest.mark.slow
 def test_cli_refiner_default_follows_the_config(tmp_path, capsys):
     pd.DataFrame(ROWS[:1]).to_csv(tmp_path / "p.csv", index=False)
     runs = {}
@@ -107,6 +117,7 @@ def test_cli_refiner_default_follows_the_config(tmp_path, capsys):
     assert runs[""] == runs["--no-refiner"] != runs["--refiner"]  # embedded: refiner_default false
 
 
+@pytest.mark.slow
 def test_probe_scores_each_category_in_korean_and_english(tmp_path, capsys):
     scenes = [Scene("red", "circle", "large", "left", "white"), Scene("blue", "square", "large", "center", "black")]
     probe = tmp_path / "probe"
@@ -150,17 +161,6 @@ def test_probe_scores_each_category_in_korean_and_english(tmp_path, capsys):
     assert exit_.value.code == 2 and "do not cover extra.csv" in capsys.readouterr().err
 
 
-def test_prompt_file_errors_name_the_problem(tmp_path):
-    (tmp_path / "cols.csv").write_text("prompt,color\nx,red\n")
-    with pytest.raises(ValueError, match="missing column"):
-        read_prompts(tmp_path / "cols.csv")
-    (tmp_path / "value.csv").write_text("prompt,color,shape,size,position,background\nx,pink,circle,small,left,white\n")
-    with pytest.raises(ValueError, match="line 2: unknown color 'pink'"):
-        read_prompts(tmp_path / "value.csv")
-    prompts, scenes = read_prompts(_ok(tmp_path))
-    assert prompts == ["빨간 원"] and scenes == [Scene("red", "circle", "small", "left", "white")]
-
-
 def test_cli_reports_a_bad_file_without_a_traceback(tmp_path, capsys):
     (tmp_path / "bad.csv").write_text("prompt\nx\n")
     with pytest.raises(SystemExit) as exit_:
@@ -171,12 +171,7 @@ def test_cli_reports_a_bad_file_without_a_traceback(tmp_path, capsys):
     assert exit_.value.code == 2 and "no *.csv category files" in capsys.readouterr().err
 
 
-def _ok(tmp_path):
-    path = tmp_path / "ok.csv"
-    path.write_text("prompt,color,shape,size,position,background\n빨간 원,red,circle,small,left,white\n")
-    return path
-
-
+@pytest.mark.slow
 def test_ko_clip_evaluate_generates_through_the_same_generator(tmp_path, capsys, generator, teacher_generator, scorer):
     from ko_clip.__main__ import main as ko_clip_main
     from miniworld.paths import KOREAN_ENCODER_DIR
@@ -193,3 +188,13 @@ def test_ko_clip_evaluate_generates_through_the_same_generator(tmp_path, capsys,
     assert result["korean"] == evaluate(generator, ["흰 배경 왼쪽에 있는 큰 빨간 원"], [scene], scorer=scorer).as_dict()
     assert result["english"] == evaluate(teacher_generator, [english_caption(scene)], [scene], scorer=scorer).as_dict()
     assert set(result) == {"embeddings", "korean", "english", "ratio"}
+
+
+@pytest.mark.slow
+def test_python_m_miniworld_evaluate_runs_the_product_evaluation():
+    """Scripts outside the repository call the entry point by its module name."""
+    done = subprocess.run(
+        [sys.executable, "-m", "miniworld.evaluate", "--help"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: ") and "--probe DIR" in done.stdout and "--english-from" in done.stdout
