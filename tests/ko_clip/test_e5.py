@@ -138,6 +138,7 @@ def test_pruned_model_equals_full_model_and_e5c(pruned_dir, e5_file, full_tokeni
     assert torch.dot(pruned[0], reference / reference.norm()) > 0.999
 
 
+@pytest.mark.slow
 def test_cli_prunes_to_a_corpus(tmp_path, capsys):
     corpus = tmp_path / "pairs.csv"
     corpus.write_text("ko,en\n빨간 원,a red circle\n파란 사각형,a blue square\n", encoding="utf-8")
