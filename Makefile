@@ -33,7 +33,8 @@ redis:
 test: $(VENV)/.installed browser redis
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
-# The inner loop: all but the tiers marked in pyproject.toml (the heaviest, Redis server, torchrun, Chromium).
+# The inner loop, under 60 s on an idle 2-core machine: all but the tiers marked in pyproject.toml (tests over ~1 s,
+# Redis server, torchrun, Chromium).
 test-fast: $(VENV)/.installed
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow and not redis and not distributed and not browser"
 

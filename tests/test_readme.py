@@ -128,6 +128,7 @@ print(json.dumps(answers))
 """
 
 
+@pytest.mark.slow
 def test_every_module_named_answers_help() -> None:
     """`python -m MODULE --help` exits 0 for every module the pages name (one interpreter for all: torch loads once)."""
     modules = sorted(name for name in named(MODULE, PAGES) if not name.isupper())

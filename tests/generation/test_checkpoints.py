@@ -50,6 +50,7 @@ def test_export_is_the_exact_inverse_of_diffusers_single_file_conversion(directo
     assert all(torch.equal(vae_back[k], vae[k]) for k in vae)
 
 
+@pytest.mark.slow
 def test_single_file_base_loads_offline_and_draws_the_same_image(generator, files):
     with safe_open(files["single"], "pt") as f:
         assert all(k.startswith(("model.diffusion_model.", "first_stage_model.")) for k in f.keys())
@@ -59,12 +60,14 @@ def test_single_file_base_loads_offline_and_draws_the_same_image(generator, file
     assert np.array_equal(image(single), image(generator))
 
 
+@pytest.mark.slow
 def test_single_file_base_without_its_layout_is_a_clear_error(files):
     config = replace(load_config("embedded"), base=str(files["single"]))
     with pytest.raises(GenerationError, match="needs `base_config`"):
         ImageGenerator(config)
 
 
+@pytest.mark.slow
 def test_lora_changes_the_image_by_its_weight_and_says_nothing_when_unet_only(generator, files):
     base = replace(generator.config, refiner=None)
     plain = image(generator)
@@ -75,6 +78,7 @@ def test_lora_changes_the_image_by_its_weight_and_says_nothing_when_unet_only(ge
     assert np.array_equal(image(off), plain)  # weight 0: the adapter is loaded but adds nothing
 
 
+@pytest.mark.slow
 def test_lora_with_a_text_encoder_part_is_applied_to_the_unet_and_says_so(generator, files):
     with safe_open(files["lora_te"], "pt") as f:
         assert {k.split(".")[0] for k in f.keys()} == {"unet", "text_encoder"}
@@ -87,6 +91,7 @@ def test_lora_with_a_text_encoder_part_is_applied_to_the_unet_and_says_so(genera
     assert not np.array_equal(np.asarray(result.images[0]), image(generator))
 
 
+@pytest.mark.slow
 def test_a_lora_that_is_not_one_is_a_clear_error(generator, tmp_path):
     bogus = tmp_path / "not-a-lora.safetensors"
     bogus.write_bytes(b"not safetensors at all")

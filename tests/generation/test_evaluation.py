@@ -68,6 +68,7 @@ def test_english_through_the_generator_is_the_pipeline_reading_its_own_prompt(te
     assert np.array_equal(np.asarray(ours), np.asarray(theirs))
 
 
+@pytest.mark.slow
 def test_generation_smoke_reads_the_prompted_colour(teacher_generator, scorer):
     prompts = [
         "a large red circle in the center on a white background",
@@ -80,6 +81,7 @@ def test_generation_smoke_reads_the_prompted_colour(teacher_generator, scorer):
         assert [r["color"] for r in scorer.read(images)] == ["red", "blue"]
 
 
+@pytest.mark.slow
 def test_a_batch_is_the_same_images_as_one_request_at_a_time(generator):
     requests = [
         Request("흰 배경 왼쪽에 있는 큰 빨간 원", seed=3, steps=5, num_images=2),
@@ -96,6 +98,7 @@ def test_a_batch_is_the_same_images_as_one_request_at_a_time(generator):
         generator.generate_batch([Request("원", steps=5), Request("원", steps=6)])
 
 
+@pytest.mark.slow
 def test_cli_json_report_is_the_generator_path_with_the_documented_keys(tmp_path, capsys, teacher_generator, scorer):
     pd.DataFrame(ROWS).to_csv(tmp_path / "p.csv", index=False)
     assert main([str(tmp_path / "p.csv"), "--json", "--seeds", "2"]) == 0

@@ -225,6 +225,7 @@ def _modules(generator: ImageGenerator, search: SearchService) -> dict[str, torc
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", ["embedded", "embedded-sdxl"])
 def test_a_bfloat16_generator_keeps_every_module_of_every_pipeline_in_bfloat16(tmp_path, config):
     generator = ImageGenerator(replace(load_config(config), dtype="bfloat16"))
@@ -282,6 +283,7 @@ def test_compiled_unets_are_the_ones_that_run_for_text_and_image_to_image(monkey
     assert runs == [base, base]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "config, base", [("embedded", "StableDiffusionPipeline"), ("embedded-sdxl", "StableDiffusionXLPipeline")]
 )

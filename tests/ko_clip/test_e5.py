@@ -128,6 +128,7 @@ def test_pruned_directory_loads_offline(pruned_dir, e5_file):
     assert pieces == [[e5_file.pieces[i] for i in (0, *row, 2)] for row in C_IDS]
 
 
+@pytest.mark.slow
 def test_pruned_model_equals_full_model_and_e5c(pruned_dir, e5_file, full_tokenizer):
     model = AutoModel.from_pretrained(pruned_dir, add_pooling_layer=False)
     pruned = _embed(model, AutoTokenizer.from_pretrained(pruned_dir), SENTENCES)
@@ -137,6 +138,7 @@ def test_pruned_model_equals_full_model_and_e5c(pruned_dir, e5_file, full_tokeni
     assert torch.dot(pruned[0], reference / reference.norm()) > 0.999
 
 
+@pytest.mark.slow
 def test_cli_prunes_to_a_corpus(tmp_path, capsys):
     corpus = tmp_path / "pairs.csv"
     corpus.write_text("ko,en\n빨간 원,a red circle\n파란 사각형,a blue square\n", encoding="utf-8")
@@ -159,9 +161,9 @@ TEXT = st.lists(st.one_of(HANGUL, HANGUL, JAMO, LATIN_DIGITS, PUNCTUATION, SPACE
 
 
 @pytest.fixture(scope="module")
-def e5_tokenizer():
-    f = e5.read_e5_file(e5.find_model_file())
-    return e5.build_tokenizer(f), f.unk
+def e5_tokenizer(full_tokenizer, e5_file):
+    """The full tokenizer and its unknown id (the file read once for the module)."""
+    return full_tokenizer, e5_file.unk
 
 
 @settings(max_examples=300, deadline=None)

@@ -167,6 +167,7 @@ def english_prompts(tmp_path):
     return tmp_path / "prompts.parquet", prompts
 
 
+@pytest.mark.slow
 def test_an_english_corpus_feeds_the_english_side_and_resumes_exactly(
     tiny_setup, tmp_path, monkeypatch, tiny_config, english_prompts
 ):

@@ -72,6 +72,7 @@ def test_embeddings_are_unit_vectors_in_one_space(embedder):
     assert is_korean(texts[0]) and not is_korean(texts[1]) and is_korean("a 빨간 circle")
 
 
+@pytest.mark.slow
 def test_korean_query_finds_the_english_prompt_of_the_same_scene_at_rank_1(miniworld_gallery):
     rng = random.Random(0)
     for scene in rng.sample(all_scenes(), 10):
@@ -90,12 +91,14 @@ def test_english_query_finds_a_korean_prompt(tmp_path, embedder):
         assert service.search_text(english_caption(scenes[i]), k=1)[0].record.id == i + 1
 
 
+@pytest.mark.slow
 def test_search_by_image_finds_the_prompt_that_describes_it(miniworld_gallery):
     for scene in (SCENE, Scene("blue", "square", "small", "right", "black")):
         top = miniworld_gallery.search_image(render(scene, 5), k=5)
         assert english_caption(scene) in [r.record.prompt for r in top]
 
 
+@pytest.mark.slow
 def test_min_score_leaves_out_weaker_matches(miniworld_gallery):
     results = miniworld_gallery.search_text("a large red circle on the left on a white background", k=10)
     cut = results[3].score
@@ -104,6 +107,7 @@ def test_min_score_leaves_out_weaker_matches(miniworld_gallery):
     assert results[0].score > 0.99 and results[0].as_json(str).keys() >= {"prompt", "score", "image"}
 
 
+@pytest.mark.slow
 def test_clear_errors_for_bad_queries(tmp_path, miniworld_gallery, embedder):
     empty = SearchService.open(tmp_path / "empty", embedder=embedder)
     with pytest.raises(SearchError, match="gallery is empty"):
@@ -250,6 +254,7 @@ def test_an_interrupted_swap_keeps_the_old_index_and_the_new_vectors(tmp_path, m
     assert index.built == 101 and index.buffered == 0 and len(list((tmp_path / "index").glob("*prompts-*"))) == 2
 
 
+@pytest.mark.slow
 def test_cli_query_prints_json_results(miniworld_gallery, capsys):
     data_dir = str(miniworld_gallery.store.data_dir)
     assert main(["query", "흰 배경 왼쪽에 있는 큰 빨간 원", "--k", "3", "--json", "--data-dir", data_dir]) == 0
@@ -301,6 +306,7 @@ def test_cli_builds_a_gallery_from_a_prompt_table(tmp_path, capsys):
     assert "has no column text" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_builds_from_parquet_as_diffusiondb_ships_its_metadata(tmp_path, capsys):
     scenes = all_scenes()[:3]
     table = prompt_table(tmp_path / "dump", scenes)
@@ -335,6 +341,7 @@ def test_search_config_reads_yaml_with_index_settings(tmp_path):
         load_search_config(path)
 
 
+@pytest.mark.slow
 def test_cli_prints_prompts_without_terminal_control_characters(tmp_path, embedder, capsys):
     """A prompt table may carry ANSI escapes; printing them would let a dataset drive the terminal."""
     service = SearchService.open(tmp_path, embedder=embedder)

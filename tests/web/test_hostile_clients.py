@@ -144,6 +144,7 @@ def lossless_webp(side: int = 4096) -> bytes:
     return buffer.getvalue()  # a few hundred bytes, 400 MB decoded
 
 
+@pytest.mark.slow
 def test_concurrent_large_decodes_share_one_memory_budget(make_app, monkeypatch):
     """16 lossless WebPs of 4096² at once took 350 MB each (RSS 1.4 → 4.2 GB). Now decodes share DECODE_MEMORY:
     with room for one here, the others wait their turn (or, past DECODE_WAIT, get 503 with the reason)."""

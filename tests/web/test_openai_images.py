@@ -13,6 +13,10 @@ from PIL import Image
 
 from demo.generation.images import read_parameters
 
+# Each test drives `python -m demo` served in a subprocess (two of them, a few seconds each to start); the
+# in-process tests in test_sdapi_clients.py cover the same endpoints in the inner loop.
+pytestmark = pytest.mark.slow
+
 
 def client(url: str, key: str = "unused") -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)

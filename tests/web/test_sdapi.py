@@ -17,6 +17,10 @@ from requests.adapters import HTTPAdapter
 
 from demo.generation.images import read_parameters
 
+# Each test drives `python -m demo` served in a subprocess (two of them, a few seconds each to start); the
+# in-process tests in test_sdapi_clients.py cover the same endpoints in the inner loop.
+pytestmark = pytest.mark.slow
+
 OTHER_PROMPT = "검은 배경 가운데 노란 세모"
 
 
