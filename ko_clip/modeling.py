@@ -129,6 +129,9 @@ class TargetHead(nn.Module):
     Also holds the teacher's output for the empty prompt, which pipelines use as the unconditional embedding.
     """
 
+    null_tokens: torch.Tensor  # buffers, registered in __init__
+    null_pooled: torch.Tensor
+
     def __init__(self, width: int, target: Target, mlp: bool) -> None:
         super().__init__()
         self.target = target
