@@ -129,6 +129,6 @@ def write_student(
 ) -> None:
     """Write a student directory: its weights (`state_dict`, default the model's own), and its tokenizer unless
     the backbone's source provides it."""
-    model.save_pretrained(path, **({} if state_dict is None else {"state_dict": state_dict}))
+    model.save_pretrained(path, state_dict=state_dict)
     if not model.config.backbone_source:
         tokenizer.save_pretrained(path)

@@ -12,9 +12,10 @@ width. `positional` is the GlueGen-style alternative kept for the ablation: posi
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from safetensors.torch import load_file
@@ -75,7 +76,7 @@ class KoreanStudentConfig(PretrainedConfig):
         super().__init__(**kwargs)
         self.backbone = backbone or {}
         self.targets = targets or []
-        trunk_keys = {"trunk": trunk, "trunk_layers": trunk_layers, "trunk_heads": trunk_heads} | old
+        trunk_keys: dict[str, Any] = {"trunk": trunk, "trunk_layers": trunk_layers, "trunk_heads": trunk_heads} | old
         self.trunk = trunk_keys["trunk"]  # "cross_attention" or "positional"
         self.trunk_layers = trunk_keys["trunk_layers"]
         self.trunk_heads = trunk_keys["trunk_heads"]
@@ -129,6 +130,9 @@ class TargetHead(nn.Module):
     Also holds the teacher's output for the empty prompt, which pipelines use as the unconditional embedding.
     """
 
+    null_tokens: torch.Tensor  # buffers, registered in __init__
+    null_pooled: torch.Tensor
+
     def __init__(self, width: int, target: Target, mlp: bool) -> None:
         super().__init__()
         self.target = target
@@ -177,25 +181,32 @@ class KoreanStudent(PreTrainedModel):
         self.post_init()
         if config.frozen_layers:
             self.backbone.embeddings.requires_grad_(False)
-            self.backbone.encoder.layer[: config.frozen_layers].requires_grad_(False)
+            self._backbone_layers[: config.frozen_layers].requires_grad_(False)
 
     def _init_weights(self, module: nn.Module) -> None:
         """Nothing to do: the backbone initialised itself when built, and the rest keeps PyTorch's defaults."""
 
-    def _layers(self, states: torch.Tensor, attention_mask: torch.Tensor, layers: nn.ModuleList) -> torch.Tensor:
+    @property
+    def _backbone_layers(self) -> nn.ModuleList:
+        """The backbone's transformer layers (`encoder.layer`, as in BERT-like models; nn.Module types it loosely)."""
+        encoder = cast(nn.Module, self.backbone.encoder)
+        return cast(nn.ModuleList, encoder.layer)
+
+    def _layers(self, states: torch.Tensor, attention_mask: torch.Tensor | None, layers: nn.ModuleList) -> torch.Tensor:
         config = self.backbone.config
         mask = create_bidirectional_mask(config=config, inputs_embeds=states, attention_mask=attention_mask)
         for layer in layers:
             states = layer(states, mask)
         return states
 
-    def frozen_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def frozen_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """The backbone's states after its frozen part (embeddings + the first `frozen_layers` layers)."""
         depth = self.config.frozen_layers
-        if depth >= len(self.backbone.encoder.layer):
+        layers = self._backbone_layers
+        if depth >= len(layers):
             return self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        states = self.backbone.embeddings(input_ids=input_ids)
-        return self._layers(states, attention_mask, self.backbone.encoder.layer[:depth])
+        states = cast(nn.Module, self.backbone.embeddings)(input_ids=input_ids)
+        return self._layers(states, attention_mask, layers[:depth])
 
     def forward(
         self,
@@ -208,9 +219,11 @@ class KoreanStudent(PreTrainedModel):
         if frozen_states is None and not depth:  # any AutoModel backbone, trained whole
             states = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         else:
-            states = self.frozen_states(input_ids, attention_mask) if frozen_states is None else frozen_states
-            upper = self.backbone.encoder.layer[depth:]
-            states = self._layers(states, attention_mask, upper) if len(upper) else states
+            if frozen_states is None:
+                assert input_ids is not None  # without its frozen states the student reads the token ids
+                frozen_states = self.frozen_states(input_ids, attention_mask)
+            upper = self._backbone_layers[depth:]
+            states = self._layers(frozen_states, attention_mask, upper) if len(upper) else frozen_states
         trunk = self.trunk(self.project(states), attention_mask)
         return {name: self.heads[name](trunk) for name in targets or list(self.heads)}
 
@@ -221,16 +234,28 @@ class KoreanStudent(PreTrainedModel):
         prefix = "backbone.encoder.layer."
         return key.startswith(prefix) and int(key[len(prefix) :].split(".")[0]) >= self.config.frozen_layers
 
-    def save_pretrained(self, save_directory: str | Path, **kwargs) -> None:
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        is_main_process: bool = True,
+        state_dict: dict | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
         if self.config.backbone_source:
-            state = kwargs.get("state_dict") or self.state_dict()
-            kwargs["state_dict"] = {k: v for k, v in state.items() if self._shipped(k)}
-        super().save_pretrained(save_directory, **kwargs)
+            state = state_dict or self.state_dict()
+            state_dict = {k: v for k, v in state.items() if self._shipped(k)}
+        super().save_pretrained(save_directory, is_main_process, state_dict, *args, **kwargs)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, *args, **kwargs) -> KoreanStudent:
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: str | os.PathLike | None, *args: Any, **kwargs: Any
+    ) -> KoreanStudent:
         """As usual; with a `backbone_source`, the backbone comes from that source and the directory's weights
         (trunk, heads, trained layers) go on top."""
+        path = pretrained_model_name_or_path  # transformers' name, kept so the override matches its signature
+        if path is None:  # transformers' way to build from a `config=` alone
+            return super().from_pretrained(path, *args, **kwargs)
         config = cls.config_class.from_pretrained(path)
         if not config.backbone_source:
             return super().from_pretrained(path, *args, **kwargs)

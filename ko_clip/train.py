@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +32,7 @@ from ko_clip.config import TrainConfig
 from ko_clip.dataset import Pair, read_english, split_pairs
 from ko_clip.encoder import KoreanPromptEncoder, write_student
 from ko_clip.evaluation import TeacherOutputs, embedding_metrics, format_metrics
-from ko_clip.modeling import KoreanStudent
+from ko_clip.modeling import KoreanStudent, TargetHead
 from ko_clip.states import StateCache
 from ko_clip.student import pretrained_student, scratch_student, train_wordpiece
 from ko_clip.teacher import Teacher, TeacherCache
@@ -94,6 +95,7 @@ def distillation_loss(
             scale = target_tokens.pow(2).mean().detach()
             loss = loss + config.loss.token * F.mse_loss(tokens.float(), target_tokens) / scale
         if pooled is not None and config.loss.pooled:
+            assert target_pooled is not None  # the student pools for a target exactly when its teacher does
             cosine = F.cosine_similarity(pooled.float(), target_pooled, dim=-1).mean()
             loss = loss + config.loss.pooled * (1 - cosine + F.mse_loss(pooled.float(), target_pooled))
     return loss
@@ -116,7 +118,10 @@ def step_loss(
     targets = {name: _to(teacher(name, english), device) for name in heads}
     loss = torch.zeros((), device=device)
     if config.loss.korean:
-        paired = {name: tuple(None if t is None else t[: len(batch)] for t in out) for name, out in targets.items()}
+        paired = {
+            name: (tokens[: len(batch)], None if pooled is None else pooled[: len(batch)])
+            for name, (tokens, pooled) in targets.items()
+        }
         loss = loss + config.loss.korean * distillation_loss(student(korean), paired, config)
     if config.loss.english:
         loss = loss + config.loss.english * distillation_loss(student(english), targets, config)
@@ -141,11 +146,13 @@ def build_student(config: TrainConfig, train: list[Pair], teachers: list[Teacher
         return KoreanPromptEncoder.from_pretrained(init)
     s = config.student
     targets = [t.target for t in teachers]
-    trunk = dict(trunk=s.trunk, trunk_layers=s.trunk_layers, trunk_heads=s.trunk_heads, trunk_width=s.trunk_width)
+    trunk: dict[str, Any] = dict(
+        trunk=s.trunk, trunk_layers=s.trunk_layers, trunk_heads=s.trunk_heads, trunk_width=s.trunk_width
+    )
     if s.backbone == "scratch":
         # trained without Korean when training never reads it (English side only)
         texts = (t for p in train for t in ((p.ko, p.en) if config.loss.korean else (p.en,)))
-        tokenizer = train_wordpiece(texts, s.vocab_size)
+        tokenizer: PreTrainedTokenizerBase = train_wordpiece(texts, s.vocab_size)
         backbone = dict(
             hidden_size=s.hidden_size,
             num_hidden_layers=s.num_hidden_layers,
@@ -157,7 +164,7 @@ def build_student(config: TrainConfig, train: list[Pair], teachers: list[Teacher
         model, tokenizer = pretrained_student(s.backbone, targets, frozen_layers=s.frozen_layers, **trunk)
     for teacher in teachers:
         tokens, pooled = teacher([""])
-        head = model.heads[teacher.spec.name]
+        head = cast(TargetHead, model.heads[teacher.spec.name])  # ModuleDict items are typed as Module
         head.null_tokens.copy_(tokens[0])
         if pooled is not None:
             head.null_pooled.copy_(pooled[0])
@@ -287,7 +294,14 @@ def prepare_training(
         f"{sum(p.numel() for g in optimizer.param_groups for p in g['params']) / 1e6:.2f} M trained"
     )
     shuffle = torch.Generator()
-    loader = DataLoader(train, config.batch_size, shuffle=True, drop_last=True, collate_fn=list, generator=shuffle)
+    loader: DataLoader[Pair] = DataLoader(
+        train,  # type: ignore[arg-type]  # a list is a map-style dataset; torch's hint asks for a Dataset
+        config.batch_size,
+        shuffle=True,
+        drop_last=True,
+        collate_fn=list,
+        generator=shuffle,
+    )
     model, optimizer, schedule, loader = accelerator.prepare(model, optimizer, schedule, loader)
     if not len(loader):  # per process: len(train) // (batch_size × processes)
         raise ValueError(f"{len(train)} training pairs do not fill a batch of {config.batch_size} on each process")
@@ -323,9 +337,10 @@ def frozen_state_cache(
 
 
 def student_forward(
-    model: KoreanStudent, tokenize: Callable, states: StateCache | None, device: torch.device
+    model: torch.nn.Module, tokenize: Callable, states: StateCache | None, device: torch.device
 ) -> Callable[[list[str]], dict]:
-    """Texts → the student's outputs, from the cached frozen states when there are some."""
+    """Texts → the student's outputs, from the cached frozen states when there are some (`model`: the
+    `KoreanStudent` as accelerate prepared it, perhaps wrapped for distributed training)."""
 
     def student(texts: list[str]) -> dict:
         if states is None:
@@ -459,8 +474,11 @@ def _pick(texts: list[str], rng: random.Random) -> str:
     return texts[rng.randrange(len(texts))] if len(texts) > 1 else texts[0]
 
 
-def _to(outputs: tuple[torch.Tensor, torch.Tensor | None], device: torch.device) -> tuple:
-    return tuple(None if t is None else t.to(device) for t in outputs)
+def _to(
+    outputs: tuple[torch.Tensor, torch.Tensor | None], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    tokens, pooled = outputs
+    return tokens.to(device), None if pooled is None else pooled.to(device)
 
 
 def _save_state(accelerator: Accelerator, out: Path, progress: dict) -> None:

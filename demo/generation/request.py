@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from PIL import Image
 
@@ -19,6 +19,7 @@ from demo.generation.images import ImageError, fit, to_rgb
 from demo.generation.text import TextError, clean_text
 
 Progress = Callable[[int, int], None]  # (step, total) after every denoising step
+T = TypeVar("T")
 
 
 class GenerationError(UserError):
@@ -164,7 +165,7 @@ def parse_request(
     filled = validate(config, request, labels=labels, img2img=image is not None)
     if image is not None:
         try:
-            filled.init_image = image(filled.size)
+            filled.init_image = image(validated(filled.size))
         except ImageError as error:
             raise _image_error(error) from error
     return filled
@@ -188,7 +189,6 @@ def validate(
     """
     c, limits = config, config.limits
     labels = LABELS | dict(labels or {})
-    name = lambda key: labels.get(key, key)  # noqa: E731
     prompt = (request.prompt or "").strip()
     if not prompt:
         raise RequestError(N_("the prompt is empty"), code="prompt_empty", field="prompt")
@@ -199,51 +199,59 @@ def validate(
             params={"limit": limits.max_prompt_chars},
             field="prompt" if len(prompt) > limits.max_prompt_chars else "negative_prompt",
         )
+    # the defaults, filled in as typed locals: the checks below read these, not the Optional fields
+    seed = secrets.randbelow(2**31) if request.seed is None else request.seed
+    refiner = c.refiner_default and c.refiner is not None if request.refiner is None else request.refiner
+    steps = c.steps if request.steps is None else request.steps
+    guidance = c.guidance if request.guidance is None else request.guidance
+    size = c.size if request.size is None else request.size
+    refiner_strength = c.refiner_strength if request.refiner_strength is None else request.refiner_strength
+    strength = c.img2img_strength if request.strength is None else request.strength
     filled = replace(
         request,
         prompt=prompt,
         negative_prompt=(request.negative_prompt or "").strip(),
-        seed=secrets.randbelow(2**31) if request.seed is None else request.seed,
-        refiner=c.refiner_default and c.refiner is not None if request.refiner is None else request.refiner,
-        steps=c.steps if request.steps is None else request.steps,
-        guidance=c.guidance if request.guidance is None else request.guidance,
-        size=c.size if request.size is None else request.size,
-        refiner_strength=c.refiner_strength if request.refiner_strength is None else request.refiner_strength,
-        strength=c.img2img_strength if request.strength is None else request.strength,
+        seed=seed,
+        refiner=refiner,
+        steps=steps,
+        guidance=guidance,
+        size=size,
+        refiner_strength=refiner_strength,
+        strength=strength,
     )
     between = N_("%(field)s must be between %(low)s and %(high)s")
-    checks = [
-        (0 <= filled.seed < 2**32, "seed", between, {"low": 0, "high": 2**32 - 1}),
-        (1 <= filled.steps <= limits.max_steps, "steps", between, {"low": 1, "high": limits.max_steps}),
-        (0 <= filled.guidance <= limits.max_guidance, "guidance", between, {"low": 0, "high": limits.max_guidance}),
+    checks: list[tuple[bool, str, str, dict[str, Any]]] = [
+        (0 <= seed < 2**32, "seed", between, {"low": 0, "high": 2**32 - 1}),
+        (1 <= steps <= limits.max_steps, "steps", between, {"low": 1, "high": limits.max_steps}),
+        (0 <= guidance <= limits.max_guidance, "guidance", between, {"low": 0, "high": limits.max_guidance}),
         (
-            filled.size in c.sizes,
+            size in c.sizes,
             "size",
             N_("%(field)s must be one of %(sizes)s"),
             {"sizes": ", ".join(map(str, c.sizes))},
         ),
         (1 <= filled.num_images <= limits.max_images, "num_images", between, {"low": 1, "high": limits.max_images}),
-        (0 < filled.refiner_strength <= 1, "refiner_strength", N_("%(field)s must be in (0, 1]"), {}),
-        (0 < filled.strength <= 1, "strength", N_("%(field)s must be in (0, 1]"), {}),
+        (0 < refiner_strength <= 1, "refiner_strength", N_("%(field)s must be in (0, 1]"), {}),
+        (0 < strength <= 1, "strength", N_("%(field)s must be in (0, 1]"), {}),
     ]
     for ok, key, template, params in checks:
         if not ok:
-            raise _out_of_range(key, name(key), template, **params)
-    if (img2img or filled.init_image is not None) and int(filled.steps * filled.strength) == 0:
+            raise _out_of_range(key, labels.get(key, key), template, **params)
+    if (img2img or filled.init_image is not None) and int(steps * strength) == 0:
         raise RequestError(
             N_("image→image runs int(steps × strength) steps: %(steps)s × %(strength)s is none; raise either"),
             code="img2img_no_steps",
-            params={"steps": filled.steps, "strength": filled.strength},
+            params={"steps": steps, "strength": strength},
             field="strength",
         )
-    if filled.refiner and c.refiner is None:
+    if refiner and c.refiner is None:
         raise RequestError(
             N_("the %(config)s configuration has no refiner"),
             code="no_refiner",
             params={"config": c.name},
             field="refiner",
         )
-    if filled.refiner and int(filled.steps * filled.refiner_strength) < 1:
+    if refiner and int(steps * refiner_strength) < 1:
         # the refiner would run no step at all and return no image
         raise RequestError(
             N_("with the refiner, steps × refiner strength must be at least 1"),
@@ -252,14 +260,22 @@ def validate(
         )
     if filled.init_image is not None:
         try:
-            filled.init_image = fit(to_rgb(filled.init_image), filled.size)
+            filled.init_image = fit(to_rgb(filled.init_image), size)
         except ImageError as error:
             raise _image_error(error) from error
     return filled
 
 
+def validated(value: T | None) -> T:
+    """A field of a validated request, typed without the None (“the config's default”) that `validate` fills."""
+    if value is None:
+        raise TypeError("the request was not validated: a field is still None")
+    return value
+
+
 def total_steps(request: Request) -> int:
     """Denoising steps a validated request runs (what `progress` counts to): base or img2img, then refiner."""
-    base_steps = request.steps if request.init_image is None else int(request.steps * request.strength)
-    refiner_steps = int(request.steps * request.refiner_strength) if request.refiner else 0
+    steps = validated(request.steps)
+    base_steps = steps if request.init_image is None else int(steps * validated(request.strength))
+    refiner_steps = int(steps * validated(request.refiner_strength)) if request.refiner else 0
     return max(1, base_steps) + refiner_steps

@@ -162,7 +162,8 @@ def round_robin(queues: Iterable[Sequence[T]]) -> list[T]:
     return [item for turn in zip_longest(*queues) for item in turn if item is not None]
 
 
-def _text(value: Any) -> str:
+def as_text(value: Any) -> str:
+    """A record's value as text: SQLite gives str or numbers, Redis bytes (redis-py types them bytes | str)."""
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
@@ -193,23 +194,23 @@ def job_record(job: Job) -> dict[str, str | int | float | bytes]:
 
 def job_from_record(record: Mapping[str, Any]) -> Job:
     """The inverse of `job_record` (values may be str or, from Redis, bytes)."""
-    request = Request(**json.loads(_text(record["request"])))
+    request = Request(**json.loads(as_text(record["request"])))
     if record.get("init_image"):
         request.init_image = Image.open(io.BytesIO(record["init_image"])).convert("RGB")
-    output = _text(record.get("output") or "")
-    error = _text(record.get("error") or "") or None
-    state = JobState(_text(record["status"]))
+    output = as_text(record.get("output") or "")
+    error = as_text(record.get("error") or "") or None
+    state = JobState(as_text(record["status"]))
     if state is JobState.FAILED and error == CANCELLED:  # recorded before cancelled was a state of its own
         state = JobState.CANCELLED
     return Job(
-        id=_text(record["id"]),
-        owner=_text(record["owner"]),
-        kind=_text(record["kind"]),
+        id=as_text(record["id"]),
+        owner=as_text(record["owner"]),
+        kind=as_text(record["kind"]),
         request=request,
         total_steps=int(record["total_steps"]),
         state=state,
         step=int(record.get("step") or 0),
         output=JobOutput(**json.loads(output)) if output else None,
         error=error,
-        started=float(_text(record.get("started") or 0)) or None,
+        started=float(as_text(record.get("started") or 0)) or None,
     )

@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from typing import cast
 
 import redis
 from PIL import Image
@@ -39,6 +40,7 @@ from demo.jobs.model import (
     JobNotFound,
     JobOutput,
     QueueUnavailable,
+    as_text,
     job_from_record,
     job_record,
     queue_full,
@@ -170,7 +172,7 @@ class RedisJobs:
 
     def _load(self, job_id: str) -> Job | None:
         record = self.redis.hgetall(self.keys.job(job_id))
-        return job_from_record({key.decode(): value for key, value in record.items()}) if record else None
+        return job_from_record({as_text(key): value for key, value in record.items()}) if record else None
 
     @_reachable
     def get(self, job_id: str, owner: str) -> Job:
@@ -183,7 +185,7 @@ class RedisJobs:
     def jobs(self, owner: str) -> list[Job]:
         """This client's jobs, newest first."""
         self._forget_old(owner)  # jobs finish in workers' scripts: the front trims when it submits and lists
-        ids = [job_id.decode() for job_id in self.redis.lrange(self.keys.owner(owner), 0, -1)]
+        ids = [as_text(job_id) for job_id in self.redis.lrange(self.keys.owner(owner), 0, -1)]
         return [job for job in map(self._load, ids) if job is not None]
 
     @_reachable
@@ -201,8 +203,8 @@ class RedisJobs:
         owners = self.redis.lrange(self.keys.rotation, 0, -1)
         with self.redis.pipeline(transaction=True) as pipe:
             for owner in owners:
-                pipe.lrange(self.keys.waiting(owner.decode()), 0, -1)
-            order = [job_id.decode() for job_id in round_robin(pipe.execute())]
+                pipe.lrange(self.keys.waiting(as_text(owner)), 0, -1)
+            order = [as_text(job_id) for job_id in round_robin(pipe.execute())]
         return order.index(job.id) + 1 if job.id in order else 0
 
     def wait(self, job_id: str, owner: str, timeout: float | None = None) -> Job:
@@ -226,12 +228,14 @@ class RedisJobs:
     def _forget_old(self, owner: str) -> None:
         """Keep this client's last `keep_finished` finished jobs (newest first in its list); nobody else's."""
         key, finished = self.keys.owner(owner), 0
-        for job_id in self.redis.lrange(key, 0, -1):
-            if self.redis.hget(self.keys.job(job_id.decode()), "status") in (b"done", b"failed", b"cancelled", None):
+        for reply in self.redis.lrange(key, 0, -1):
+            job_id = as_text(reply)
+            status = self.redis.hget(self.keys.job(job_id), "status")
+            if status is None or as_text(status) in ("done", "failed", "cancelled"):
                 finished += 1
                 if finished > self.keep_finished:
                     self.redis.lrem(key, 0, job_id)
-                    self.redis.delete(self.keys.job(job_id.decode()))
+                    self.redis.delete(self.keys.job(job_id))
 
     def _wake_for_waiting(self) -> None:
         """Jobs waiting with no wake-up queued (a front that died between the two, a wake-up lost to a Redis
@@ -246,11 +250,13 @@ class RedisJobs:
         while not self._closed.wait(pause):
             try:
                 while (leftover := self.redis.lindex(self.keys.storing, 0)) is not None:  # after a fault or restart
-                    self._store_result(leftover.decode())
+                    self._store_result(as_text(leftover))
                 self._wake_for_waiting()
-                job_id = self.redis.blmove(self.keys.results, self.keys.storing, min(1.0, self.lease / 4))
+                # BLMOVE takes a fractional timeout (Redis >= 6); redis-py's hint says int
+                timeout = min(1.0, self.lease / 4)
+                job_id = self.redis.blmove(self.keys.results, self.keys.storing, timeout)  # type: ignore[arg-type]
                 if job_id is not None:
-                    self._store_result(job_id.decode())
+                    self._store_result(as_text(job_id))
                 self._fail_lost()
                 backoff.reset()
                 pause = 0.0
@@ -262,21 +268,24 @@ class RedisJobs:
         job, result = self._load(job_id), self.redis.hgetall(self.keys.result(job_id))
         if job is not None and result:
             meta = json.loads(result.pop(b"meta"))
-            images = [Image.open(io.BytesIO(result[str(i).encode()])) for i in range(len(meta["seeds"]))]
+            # the connection does not decode replies: the PNGs come as bytes
+            images: list[Image.Image] = [
+                Image.open(io.BytesIO(cast(bytes, result[str(i).encode()]))) for i in range(len(meta["seeds"]))
+            ]
             try:
                 output = self._store(Result(images, meta["seeds"], meta["parameters"], meta["notes"]), job_id)
             except Exception:
                 log.exception("storing job %s failed", job_id)
                 self.redis.hset(self.keys.job(job_id), mapping={"status": "failed", "error": STORE_FAILED})
             else:
-                done = {"status": "done", "output": json.dumps(asdict(output), ensure_ascii=False), "init_image": b""}
-                self.redis.hset(self.keys.job(job_id), mapping=done)
+                stored = json.dumps(asdict(output), ensure_ascii=False)
+                self.redis.hset(self.keys.job(job_id), mapping={"status": "done", "output": stored, "init_image": b""})
         self.redis.delete(self.keys.result(job_id))
         self.redis.lrem(self.keys.storing, 0, job_id)
 
     def _fail_lost(self) -> None:
-        for job_id in self.redis.smembers(self.keys.running):
-            job_id = job_id.decode()
+        for reply in self.redis.smembers(self.keys.running):
+            job_id = as_text(reply)
             keys = [self.keys.job(job_id), self.keys.running, self.keys.alive(job_id)]
             if self._reap(keys, [job_id, LOST]):
                 log.warning("job %s: its worker stopped; failed", job_id)

@@ -22,7 +22,7 @@ from rq import SimpleWorker
 from rq.timeouts import TimerDeathPenalty
 
 from demo.generation.request import Cancelled, GenerationError, Progress, Request, Result
-from demo.jobs.model import CANCELLED, FAILED, JobState, job_from_record, png
+from demo.jobs.model import CANCELLED, FAILED, JobState, as_text, job_from_record, png
 from demo.jobs.redis_common import Backoff, Keys, retrying, wake_queue
 
 log = logging.getLogger(__name__)
@@ -86,18 +86,18 @@ class GenerationLoop:
         """Run waiting jobs, fairly, until none is left; how many ran."""
         ran = 0
         while job_id := retrying(self._take_one, "take a job"):
-            self.run(job_id.decode())
+            self.run(as_text(job_id))
             ran += 1
         return ran
 
     def _take_one(self) -> bytes | None:
-        keys, args = [self.keys.rotation, self.keys.running], [self.keys.prefix, self.name, int(self.lease * 1000)]
-        return self._take(keys, [*args, time.time()])
+        keys = [self.keys.rotation, self.keys.running]
+        return self._take(keys, [self.keys.prefix, self.name, int(self.lease * 1000), time.time()])
 
     def run(self, job_id: str) -> None:
         key = self.keys.job(job_id)
         record = retrying(lambda: self.redis.hgetall(key), "read a job")
-        job = job_from_record({k.decode(): v for k, v in record.items()})
+        job = job_from_record({as_text(k): v for k, v in record.items()})
         renewing = threading.Event()
         heartbeat = threading.Thread(target=self._renew, args=(job_id, renewing), daemon=True)
         heartbeat.start()
@@ -114,7 +114,7 @@ class GenerationLoop:
         try:
             result = self.generator(job.request, progress)
         except Cancelled:
-            outcome = [JobState.CANCELLED.value, CANCELLED]
+            outcome: list[str | int | bytes] = [JobState.CANCELLED.value, CANCELLED]
         except GenerationError as error:
             outcome = [JobState.FAILED.value, str(error)]
         except Exception:  # the worker must survive anything one job does

@@ -261,7 +261,9 @@ class PromptIndex:
                 "last_id": int(ids.max()),
             }
             write_text_atomically(self.directory / MANIFEST, json.dumps(manifest))
-            self._switch(self._load())
+            built = self._load()
+            assert built is not None  # the manifest was just written
+            self._switch(built)
             self._collect_garbage()
 
     def _switch(self, built: BuiltIndex) -> None:

@@ -234,6 +234,7 @@ class GalleryStore:
                         "VALUES (?, ?, ?, ?, ?, ?)",
                         (prompt, negative, json.dumps(parameters, ensure_ascii=False), name, created, _blob(embedding)),
                     )
+                    assert cursor.lastrowid is not None  # set by the INSERT just run
                     vector = np.asarray(embedding, dtype=np.float32)
                     records.append(Record(cursor.lastrowid, prompt, negative, parameters, name, created, vector))
                 self._db.executemany("DELETE FROM pending WHERE image = ?", [(row[3],) for row in rows])

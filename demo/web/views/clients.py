@@ -105,7 +105,7 @@ def square_size(width: int | None, height: int | None, config: GeneratorConfig) 
     if width is None and height is None:
         return config.size, []
     width, height = width or height, height or width
-    if width <= 0 or height <= 0:
+    if width is None or height is None or width <= 0 or height <= 0:
         raise RequestError(N_("width and height must be positive"), code="size_not_positive", field="size")
     if width == height and width in config.sizes:
         return width, []
@@ -157,6 +157,7 @@ class ClientClosedRequest(HTTPException):
 
 def gallery_records(job: Job) -> list[Record]:
     """The gallery records of a finished job's images."""
+    assert job.output is not None  # callers pass only jobs that are done
     found = get_services().search.store.get_many(job.output.record_ids)
     return [found[i] for i in job.output.record_ids if i in found]
 

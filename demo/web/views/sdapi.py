@@ -27,7 +27,7 @@ from werkzeug.exceptions import HTTPException
 from demo.generation.config import resolve
 from demo.generation.errors import N_
 from demo.generation.images import ImageError
-from demo.generation.request import GenerationError, Request, RequestError, parse_request, read_number
+from demo.generation.request import GenerationError, Request, RequestError, parse_request, read_number, validated
 from demo.jobs.model import Job, JobState
 from demo.web.extensions import get_services
 from demo.web.views.clients import client_blueprint, gallery_records, generate, square_size, stored_png
@@ -276,7 +276,7 @@ def _infotext(generation: Request, seed: int, img2img: bool) -> str:
         parameters["Denoising strength"] = generation.strength
     if generation.refiner:
         refiner = get_services().config.refiner
-        parameters |= {"Refiner": refiner, "Refiner switch at": 1 - generation.refiner_strength}
+        parameters |= {"Refiner": refiner, "Refiner switch at": 1 - validated(generation.refiner_strength)}
     negative = [f"Negative prompt: {generation.negative_prompt}"] if generation.negative_prompt else []
     return "\n".join([generation.prompt, *negative, ", ".join(f"{k}: {v}" for k, v in parameters.items())])
 
@@ -311,7 +311,7 @@ def _run(img2img: bool):
         "batch_size": generation.num_images,
         "denoising_strength": generation.strength if img2img else None,
         "refiner": generation.refiner,
-        "refiner_switch_at": 1 - generation.refiner_strength if generation.refiner else None,
+        "refiner_switch_at": 1 - validated(generation.refiner_strength) if generation.refiner else None,
         "sd_model_name": model.model_name,
         "sd_model_hash": model.sha256[:10],
         "index_of_first_image": 0,
