@@ -215,3 +215,11 @@ def test_a_full_queue_is_503_in_each_clients_shape(make_app, prompt):
     openai = client.post("/v1/images/generations", json={"prompt": prompt, "size": "auto"})
     assert sdapi.status_code == openai.status_code == 503
     assert "queue is full" in sdapi.json["detail"] and openai.json["error"]["type"] == "server_error"
+
+
+@pytest.mark.parametrize("size", [{"width": 0}, {"height": 0}, {"width": 0, "height": 0}, {"width": -64}])
+def test_a_zero_or_negative_size_is_refused_in_a1111s_shape(client, prompt, size):
+    """A width of 0 with no height once reached arithmetic on None (a 500); every such size is A1111's 422."""
+    answer = client.post("/sdapi/v1/txt2img", json={"prompt": prompt, "steps": 2} | size)
+    assert answer.status_code == 422
+    assert answer.json["detail"] == "width and height must be positive"
