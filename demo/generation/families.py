@@ -32,6 +32,10 @@ from diffusers import (
 CLIP_L, OPENCLIP_H, OPENCLIP_BIGG = "clip-vit-l-14", "openclip-vit-h-14", "openclip-vit-bigg-14"
 TOWER_BY_WIDTH = {768: CLIP_L, 1024: OPENCLIP_H}
 
+# A diffusers pipeline: its classes and their LoRA, offload and component mixins carry no usable type hints, so the
+# generator holds them as this name rather than as `DiffusionPipeline` (which declares none of those methods).
+Pipeline = Any
+
 
 @dataclass(frozen=True)
 class TowerRead:
@@ -52,9 +56,9 @@ class TowerRead:
 @dataclass(frozen=True)
 class Family:
     name: str
-    # DiffusionPipeline classes (plain `type`: mypy does not see diffusers' pipelines as DiffusionPipeline's subtypes)
-    text2img: type
-    img2img: type
+    # DiffusionPipeline classes; `type[Pipeline]`: diffusers' pipelines and their mixins carry no usable type hints
+    text2img: type[Pipeline]
+    img2img: type[Pipeline]
     reads: tuple[tuple[str, str, str, bool], ...]  # (subfolder, tokenizer, layer, pooled) per text encoder
     towers: tuple[str, ...]  # the real checkpoints' tower names, in `reads` order
 

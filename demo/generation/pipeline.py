@@ -21,14 +21,23 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from diffusers import DiffusionPipeline, StableDiffusionXLImg2ImgPipeline
+from diffusers import StableDiffusionXLImg2ImgPipeline
 from diffusers.utils import logging as diffusers_logging
 from PIL import Image
 
 from demo.generation.config import GeneratorConfig, resolve
-from demo.generation.families import FAMILIES, TowerRead, family_of
+from demo.generation.families import FAMILIES, Pipeline, TowerRead, family_of
 from demo.generation.prompt_encoders import EnglishPromptEncoder, PromptEncoder
-from demo.generation.request import Cancelled, GenerationError, Progress, Request, Result, total_steps, validate
+from demo.generation.request import (
+    Cancelled,
+    GenerationError,
+    Progress,
+    Request,
+    Result,
+    total_steps,
+    validate,
+    validated,
+)
 from ko_clip import KoreanPromptEncoder
 
 
@@ -87,11 +96,11 @@ class ImageGenerator:
                 f"towers ({wanted}); it has {', '.join(self.encoder.targets)}"
             )
         self.notes: list[str] = []  # said on every result: what the loaded models cannot do
-        self.base = self._load_base()
+        self.base: Pipeline = self._load_base()
         self._load_loras()
         # from_pipe casts every shared module to its own dtype (float32 unless told), the base's too.
-        self.img2img = self.family.img2img.from_pipe(self.base, dtype=self.dtype)
-        self.refiner = None
+        self.img2img: Pipeline = self.family.img2img.from_pipe(self.base, dtype=self.dtype)
+        self.refiner: Pipeline | None = None
         if config.refiner:
             keep_english = self.heads["refiner"] is None  # needed for the empty-prompt fallback only
             extra = {} if keep_english else {"text_encoder_2": None}
@@ -127,7 +136,7 @@ class ImageGenerator:
             return [role]
         return None
 
-    def _load_base(self) -> DiffusionPipeline:
+    def _load_base(self) -> Pipeline:
         """The family's text-to-image pipeline without its text encoders (the prompt encoder replaces them)."""
         c = self.config
         no_text = dict.fromkeys(self.family.text_encoders)
@@ -241,7 +250,7 @@ class ImageGenerator:
         per_image = self.image_seeds(requests)
         seeds = [seed for _, seed in per_image]
         prompts, negatives = [r.prompt for r, _ in per_image], [r.negative_prompt for r, _ in per_image]
-        init_images = None if request.init_image is None else [r.init_image for r, _ in per_image]
+        init_images = None if request.init_image is None else [validated(r.init_image) for r, _ in per_image]
         roles = list(ROLES if request.refiner else ROLES[:1])
         callback = self.step_callback(self.total_steps(request), progress, cancel)
         started = time.perf_counter()
@@ -250,6 +259,7 @@ class ImageGenerator:
             images = self.run_base(request, text["base"], self.make_generators(seeds), callback, init_images)
             if request.refiner:
                 images = self.run_refiner(request, images, text["refiner"], self.make_generators(seeds), callback)
+        assert isinstance(images, list)  # the base hands a tensor only to the refiner, which gives PIL images
         parameters = [self.parameters(r, seed) for r, seed in per_image]
         return Result(images, seeds, parameters, self.notes + notes, time.perf_counter() - started)
 
@@ -276,7 +286,7 @@ class ImageGenerator:
     @staticmethod
     def image_seeds(requests: list[Request]) -> list[tuple[Request, int]]:
         """One entry per image to make: its request and its seed (the request's seed + its index, modulo 2**32)."""
-        return [(r, (r.seed + i) % 2**32) for r in requests for i in range(r.num_images)]
+        return [(r, (validated(r.seed) + i) % 2**32) for r in requests for i in range(validated(r.num_images))]
 
     @staticmethod
     def make_generators(seeds: list[int]) -> list[torch.Generator]:
@@ -321,16 +331,18 @@ class ImageGenerator:
         row = {text: i for i, text in enumerate(dict.fromkeys(prompts + negatives))}
         embeds = self.encoder.encode_all(list(row), heads) if heads else {}
         cond, uncond = [row[p] for p in prompts], [row[n] for n in negatives]
-        text, notes = {}, []
+        text: dict[str, dict[str, list[str] | torch.Tensor]] = {}
+        notes: list[str] = []
         for role in roles:
-            if self.heads[role] is None:
+            role_heads = self.heads[role]
+            if role_heads is None:
                 notes.append(f"the Korean encoder has no head for the {role}'s text tower: it ran with an empty prompt")
                 text[role] = {"prompt": [""] * len(prompts), "negative_prompt": [""] * len(prompts)}
                 continue
-            reads = zip(self.heads[role], self.reads[role])
-            tokens = torch.cat([embeds[head].prompt_embeds for head in self.heads[role]], dim=-1)
+            reads = zip(role_heads, self.reads[role])
+            tokens = torch.cat([embeds[head].prompt_embeds for head in role_heads], dim=-1)
             text[role] = {"prompt_embeds": tokens[cond], "negative_prompt_embeds": tokens[uncond]}
-            if pooled := [embeds[head].pooled_prompt_embeds for head, read in reads if read.pooled]:
+            if pooled := [validated(embeds[head].pooled_prompt_embeds) for head, read in reads if read.pooled]:
                 text[role] |= {
                     "pooled_prompt_embeds": pooled[0][cond],
                     "negative_pooled_prompt_embeds": pooled[0][uncond],
@@ -393,6 +405,7 @@ class ImageGenerator:
         Returns:
             The final PIL images.
         """
+        assert self.refiner is not None  # only requests with `refiner` come here, and `validate` checks it is loaded
         return self.refiner(
             **text,
             image=images,
@@ -407,7 +420,7 @@ class ImageGenerator:
     def refiner_guidance(self, request: Request) -> float:
         """The refiner's guidance scale: its own from the config, else the request's."""
         own = self.config.refiner_guidance
-        return request.guidance if own is None else own
+        return validated(request.guidance) if own is None else own
 
     total_steps = staticmethod(total_steps)
 
