@@ -34,8 +34,14 @@ EXTENSION = "demo"  # the key in `app.extensions`
 
 class BlockingCalls:
     """The server threads that blocking client calls (`/sdapi/v1` and `/v1` generation, which wait for their images)
-    may hold: `per_client` for one client, `total` for all, so the pages and `/api` always have threads left to
-    answer with. One more call is refused at once: 429 when it is this client's share, 503 when it is everyone's."""
+    may hold, so the pages and `/api` always have threads left to answer with.
+
+    One more call is refused at once: 429 when it is this client's share, 503 when it is everyone's.
+
+    Args:
+        total: Blocking calls all clients together may have running.
+        per_client: Blocking calls one client (an API key, else a source address) may have running.
+    """
 
     def __init__(self, total: int, per_client: int) -> None:
         self.total, self.per_client = total, per_client
@@ -69,14 +75,23 @@ class BlockingCalls:
 
 @dataclass
 class Services:
-    """The heavy objects, created once per app and shared by every request."""
+    """The heavy objects, created once per app and shared by every request.
 
-    config: GeneratorConfig  # what requests are validated against
+    Args:
+        config: The generator configuration requests are validated against.
+        search: The gallery and its similar-prompt index.
+        jobs: The job queue: in-process (SQLite) or the Redis front.
+        decoding: Memory for decoding uploads, shared by every request.
+        calls: The server threads blocking `/sdapi/v1` and `/v1` generation calls may hold.
+        generator: The models; None on a Redis front, where the workers hold them.
+    """
+
+    config: GeneratorConfig
     search: SearchService
     jobs: Jobs
-    decoding: DecodeBudget  # memory for decoding uploads, shared by every request
-    calls: BlockingCalls  # server threads blocking /sdapi/v1 and /v1 generation calls may hold
-    generator: ImageGenerator | None = None  # None on a Redis front: the workers hold the models
+    decoding: DecodeBudget
+    calls: BlockingCalls
+    generator: ImageGenerator | None = None
 
 
 def get_services(app: Flask | None = None) -> Services:
