@@ -104,8 +104,9 @@ def square_size(width: int | None, height: int | None, config: GeneratorConfig) 
     clients default to 512×512 or 1024×1024, and an image of another size serves them better than an error."""
     if width is None and height is None:
         return config.size, []
-    width, height = width or height, height or width
-    if width is None or height is None or width <= 0 or height <= 0:
+    # a missing side takes the other's value (a given 0 is a size, refused below, not a missing side)
+    width, height = (height if width is None else width), (width if height is None else height)
+    if width is None or height is None or width <= 0 or height <= 0:  # None only to satisfy mypy: one was given
         raise RequestError(N_("width and height must be positive"), code="size_not_positive", field="size")
     if width == height and width in config.sizes:
         return width, []
