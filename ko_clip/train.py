@@ -394,8 +394,8 @@ def checkpoint(
     """After validating at `step`: the student under `out_dir/best` if it scores best so far (with its model
     card), then the state to resume from under `out_dir/state`."""
     out = Path(config.out_dir)
-    if score(report) < progress["best"]:
-        progress["best"] = score(report)
+    if (scored := score(report)) < progress["best"]:
+        progress["best"] = scored
         if accelerator.is_main_process:
             summary = training_summary(config, model, sizes, step, report, accelerator.num_processes)
             save_student(model, tokenizer, out / "best", card_files(summary))
