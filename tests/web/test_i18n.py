@@ -73,12 +73,13 @@ def test_the_client_compatible_apis_stay_english(client):
     assert missing.status_code == 404 and not HANGUL.search(missing.get_data(as_text=True))
 
 
-def test_a_full_queue_is_said_in_korean(make_app, held, prompt):
+def test_a_full_queue_is_said_in_korean(make_app, held, prompt, wait_for):
     app = make_app(QUEUE_PER_CLIENT=1)
     client = app.test_client()
     with held():
-        client.post("/api/txt2img", json={"prompt": prompt, "steps": 1})
-        client.post("/api/txt2img", json={"prompt": prompt, "steps": 1})
+        first = client.post("/api/txt2img", json={"prompt": prompt, "steps": 1}).json["id"]
+        wait_for(client, first, until={"running"})  # taken by the worker, so the next one is the one waiting
+        assert client.post("/api/txt2img", json={"prompt": prompt, "steps": 1}).status_code == 202
         refused = client.post("/api/txt2img", json={"prompt": prompt, "steps": 1}, headers={"Accept-Language": "ko"})
         page = client.post("/", data={"prompt": prompt, "steps": "1"})
     assert refused.status_code == 429 and refused.json["code"] == "too_many_jobs"
