@@ -23,6 +23,7 @@ from tqdm import tqdm
 from demo.generation.config import REPO, resolve
 from demo.generation.errors import N_
 from demo.generation.images import ImageError, fit, open_upload
+from demo.search import phrases
 from demo.search.index import Batches, IndexSettings, PromptIndex, SearchError
 from demo.search.store import GalleryStore, Record
 
@@ -50,6 +51,8 @@ class SearchConfig:
         max_k: The most results one search may ask for.
         max_query_chars: The longest text query, in characters.
         page_min_score: The search page hides text results below this score (benchmarks/search_quality.py).
+        phrase_candidates: A short text query (at most `phrases.LONGEST` words) re-scores this many nearest
+            records against their prompts' word spans (`demo.search.phrases`); 0 turns that off.
     """
 
     clip: str = "miniworld/weights/clip"
@@ -60,6 +63,7 @@ class SearchConfig:
     max_k: int = 100
     max_query_chars: int = 300
     page_min_score: float = 0.5
+    phrase_candidates: int = 100
 
 
 def load_search_config(path: str | Path | None = None) -> SearchConfig:
@@ -180,9 +184,11 @@ class SearchService:
         return record
 
     def index_records(self, records: list[Record]) -> None:
-        """Make records already in the store searchable (the importers' way in)."""
+        """Make records already in the store searchable (the importers' way in), with their span vectors."""
         if records:
             self.index.add(np.array([r.id for r in records]), np.stack([r.embedding for r in records]))
+            if self.config.phrase_candidates:
+                self.store.add_phrases(self._make_phrases(records))
 
     def _catch_up(self) -> None:
         """At start-up: buffer the records newer than the built index (all of them, below the crossover)."""
@@ -207,7 +213,40 @@ class SearchService:
                 params={"count": self.config.max_query_chars},
             )
         self._check(k, min_score)
-        return self._results(self.embedder.embed_text(query), k, min_score)
+        vector = self.embedder.embed_text(query)
+        if not self.config.phrase_candidates or not phrases.is_short(query):
+            return self._results(vector, k, min_score)
+        return self._short_query_results(vector, len(phrases.words(query)), k, min_score)
+
+    def _short_query_results(
+        self, vector: np.ndarray, words: int, k: int, min_score: float | None
+    ) -> list[SearchResult]:
+        """The nearest `phrase_candidates` records re-scored by their best span (see `demo.search.phrases`)."""
+        hits = self.index.search(vector, max(k, self.config.phrase_candidates))
+        records = self.store.get_many([hit.id for hit in hits])
+        spans = self._phrases([records[hit.id] for hit in hits if hit.id in records])
+        scored = [(max(hit.score, spans[hit.id].best(vector, words)), hit.id) for hit in hits if hit.id in records]
+        scored.sort(key=lambda pair: -pair[0])  # stable: ties keep the index's order
+        return [SearchResult(records[i], s) for s, i in scored if min_score is None or s >= min_score][:k]
+
+    def _phrases(self, records: list[Record]) -> dict[int, phrases.Phrases]:
+        """The records' span vectors: stored, or made now and kept (galleries written before spans, imports)."""
+        found = self.store.phrases([r.id for r in records], self.embedder.dim)
+        if missing := [r for r in records if r.id not in found]:
+            made = self._make_phrases(missing)
+            self.store.add_phrases(made)
+            found |= made
+        return found
+
+    def _make_phrases(self, records: list[Record]) -> dict[int, phrases.Phrases]:
+        texts = [phrases.spans(r.prompt) for r in records]
+        flat = [text for group in texts for text in group]
+        vectors = self.embedder.embed_texts(flat) if flat else np.zeros((0, self.embedder.dim), np.float32)
+        made, start = {}, 0
+        for record, group in zip(records, texts, strict=True):
+            made[record.id] = phrases.Phrases.of(group, vectors[start : start + len(group)])
+            start += len(group)
+        return made
 
     @property
     def image_side(self) -> int:

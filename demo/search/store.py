@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from demo.generation.images import write_png
+from demo.search.phrases import Phrases
 from durable import TEMPORARY_PREFIX, private_file, save_atomically
 
 SCHEMA = """
@@ -38,6 +39,11 @@ CREATE TABLE IF NOT EXISTS records (
     embedding BLOB NOT NULL  -- float32, little-endian
 );
 CREATE TABLE IF NOT EXISTS pending (image TEXT PRIMARY KEY);  -- files being written, not yet recorded
+CREATE TABLE IF NOT EXISTS phrases (  -- a record's span vectors (demo.search.phrases), made when first needed
+    id INTEGER PRIMARY KEY REFERENCES records (id),
+    lengths BLOB NOT NULL,  -- uint8, a span's words
+    vectors BLOB NOT NULL  -- float16, little-endian, one row per span
+);
 """
 COLUMNS = "id, prompt, negative_prompt, parameters, image, created, embedding"
 
@@ -267,6 +273,28 @@ class GalleryStore:
             raise GalleryError("before must be a record id (a whole number from 0 to 2^63 - 1)")
         rows = self._query(f"SELECT {COLUMNS} FROM records WHERE id < ? ORDER BY id DESC LIMIT ?", (before, limit))
         return [_row_to_record(row) for row in rows]
+
+    def phrases(self, record_ids: list[int], dim: int) -> dict[int, Phrases]:
+        """The stored `dim`-d span vectors among `record_ids`, by id; records without them (or with another
+        encoder's size) are left out."""
+        marks = ",".join("?" * len(record_ids))
+        rows = self._query(f"SELECT id, lengths, vectors FROM phrases WHERE id IN ({marks})", tuple(record_ids))
+        found = {}
+        for id_, lengths, vectors in rows:
+            sizes = np.frombuffer(lengths, dtype=np.uint8)
+            if len(vectors) != 2 * dim * len(sizes):
+                continue
+            found[id_] = Phrases(np.frombuffer(vectors, dtype="<f2").reshape(len(sizes), dim), sizes)
+        return found
+
+    def add_phrases(self, phrases: dict[int, Phrases]) -> None:
+        """Keep records' span vectors (made again the same way if lost, so a second writer simply replaces them)."""
+        rows = [
+            (id_, p.lengths.astype(np.uint8).tobytes(), np.ascontiguousarray(p.vectors, dtype="<f2").tobytes())
+            for id_, p in phrases.items()
+        ]
+        with self._lock:
+            self._db.executemany("INSERT OR REPLACE INTO phrases (id, lengths, vectors) VALUES (?, ?, ?)", rows)
 
     def count(self) -> int:
         return self._query("SELECT COUNT(*) FROM records")[0][0]

@@ -22,16 +22,10 @@ from demo.search.seeding import seed_gallery
 from demo.search.service import SearchConfig, SearchService, load_search_config
 from demo.search.store import GalleryStore, NewRecord
 from miniworld.korean import korean_captions
-from miniworld.paths import CLIP_DIR, KOREAN_ENCODER_DIR
 from miniworld.world import Scene, all_scenes, english_caption, render
 
 REPO = Path(__file__).resolve().parents[2]
 SCENE = Scene("red", "circle", "large", "left", "white")
-
-
-@pytest.fixture(scope="module")
-def embedder() -> PromptEmbedder:
-    return PromptEmbedder.from_pretrained(CLIP_DIR, KOREAN_ENCODER_DIR)
 
 
 def fill(data_dir: Path, prompts: list[str], embedder: PromptEmbedder) -> None:
@@ -282,6 +276,7 @@ def test_importing_into_an_open_gallery_indexes_each_record_once(tmp_path, embed
     service = SearchService.open(tmp_path / "data", embedder=embedder)
     counts = import_prompts(service, prompt_table(tmp_path / "dump", all_scenes()[:2]))
     assert counts["added"] == 2 and len(service) == 5
+    assert set(service.store.phrases([1, 2, 3, 4, 5], embedder.dim)) == {4, 5}  # the imported ones' spans, at once
     assert sorted(r.record.id for r in service.search_text("a small red circle", k=10)) == [1, 2, 3, 4, 5]
 
 
