@@ -15,7 +15,9 @@ prompt says, since search ranks prompts), then runs the hand-written held-out qu
   fifth-best, which is what a score floor has to separate.
 
 Each text encoder setting (`SearchConfig.english`) is measured on its own gallery; "student queries on a clip
-gallery" is a gallery stored before the switch, searched after it.
+gallery" is a gallery stored before the switch, searched after it, and "whole prompts only" is the student's gallery
+searched without the short queries' span scores (`SearchConfig.phrase_candidates: 0`, `demo.search.phrases`).
+`later_*` are short queries written after the span scoring was chosen (`benchmarks.search_queries`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,16 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.search_queries import IMAGES, OUT_OF_WORLD, SENTENCE_EN, SENTENCE_KO, SHORT_EN, SHORT_KO
+from benchmarks.search_queries import (
+    IMAGES,
+    OUT_OF_WORLD,
+    SENTENCE_EN,
+    SENTENCE_KO,
+    SHORT_EN,
+    SHORT_EN_LATER,
+    SHORT_KO,
+    SHORT_KO_LATER,
+)
 from demo.search.embeddings import PromptEmbedder
 from demo.search.seeding import seed_scenes
 from demo.search.service import SearchConfig, SearchService
@@ -54,7 +65,13 @@ def _shares(scene: Scene, wanted: dict[str, str]) -> int:
 def measure(service: SearchService, scenes: dict[int, Scene]) -> dict[str, float]:
     """Every metric of the module docstring for one gallery."""
     report: dict[str, float] = {}
-    for name, queries in (("short_ko", SHORT_KO), ("short_en", SHORT_EN)):
+    shorts = (
+        ("short_ko", SHORT_KO),
+        ("short_en", SHORT_EN),
+        ("later_ko", SHORT_KO_LATER),
+        ("later_en", SHORT_EN_LATER),
+    )
+    for name, queries in shorts:
         precision = []
         for query, colour, shape in queries:
             top = [scenes[r.record.id] for r in service.search_text(query, K)]
@@ -103,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
             if embedder is clip:  # a gallery stored before the switch, searched after it
                 service.embedder = student
                 rows["student queries on a clip gallery"] = measure(service, scenes)
+            else:  # the same gallery without the short queries' span scores
+                service.config.phrase_candidates = 0
+                rows["student, whole prompts only (phrase_candidates: 0)"] = measure(service, scenes)
             service.close()
     if args.json:
         json.dump({"count": args.count, "k": K, "results": rows}, sys.stdout, indent=2)

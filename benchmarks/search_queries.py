@@ -80,6 +80,73 @@ yellow triangle | yellow triangle
 an orange diamond | orange diamond
 """)
 
+# A second set of short queries, written on 2026-12-06 after the span scoring of `demo.search.phrases` was chosen
+# on the sets above, and measured once with it: other word orders, particles, sizes, hyphens and plurals.
+SHORT_KO_LATER = _queries("""
+별 노란색 | yellow star
+노란색의 별 | yellow star
+빨간색을 띤 원 | red circle
+동그란 빨간 원형 | red circle
+큰 초록 삼각형 | green triangle
+세모 초록색 | green triangle
+작은 파랑 사각형 | blue square
+네모난 파란 것 | blue square
+보라색깔 마름모 | purple diamond
+마름모 보랏빛 | purple diamond
+주황 빛깔의 별 | orange star
+커다란 주황 별 | orange star
+붉은색 세모꼴 | red triangle
+초록빛 동그라미 | green circle
+파랑색 마름모 하나요 | blue diamond
+보라 네모 | purple square
+노랑색 원 | yellow circle
+주황 네모 하나 | orange square
+새빨간 마름모 | red diamond
+녹색의 별 | green star
+작고 파란 세모 | blue triangle
+보라 동그라미 | purple circle
+노오란 네모 | yellow square
+주홍색 삼각형 | orange triangle
+빨간 별들 | red star
+초록 마름모꼴 그림 | green diamond
+푸른색 원 | blue circle
+보랏빛 별 | purple star
+노란 마름모 모양 | yellow diamond
+큰 주황 원 | orange circle
+""")
+SHORT_EN_LATER = _queries("""
+star, yellow | yellow star
+yellow-coloured star | yellow star
+a circle in red | red circle
+red round circle | red circle
+large green triangle | green triangle
+triangle (green) | green triangle
+small blue square | blue square
+square that's blue | blue square
+violet diamond | purple diamond
+diamond, purple | purple diamond
+orange colored star | orange star
+big orange star | orange star
+crimson triangle | red triangle
+green round shape | green circle
+one blue diamond please | blue diamond
+purple box | purple square
+yellow disc | yellow circle
+orange square thing | orange square
+bright red diamond | red diamond
+green stars | green star
+tiny blue triangle | blue triangle
+purple circles | purple circle
+yellow squares | yellow square
+an orange-ish triangle | orange triangle
+red star icon | red star
+green rhombus | green diamond
+blue dot | blue circle
+violet star | purple star
+yellow diamond shape | yellow diamond
+large orange circle | orange circle
+""")
+
 # query | colour shape size position background
 SENTENCE_KO = _queries("""
 회색 바탕 오른쪽 구석에 조그만 초록 세모가 하나 있어요 | green triangle small right gray
