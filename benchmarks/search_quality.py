@@ -12,7 +12,8 @@ prompt says, since search ranks prompts), then runs the hand-written held-out qu
   gallery images could share;
 - image queries (scenes drawn with unseen seeds): precision@5 of colour and shape;
 - out-of-world queries (things the embedded models never saw): their best score, beside the in-world queries'
-  fifth-best, which is what a score floor has to separate.
+  fifth-best, which is what a score floor has to separate;
+- the median time of a short query's search (embedding included), in milliseconds.
 
 Each text encoder setting (`SearchConfig.english`) is measured on its own gallery; "student queries on a clip
 gallery" is a gallery stored before the switch, searched after it, and "whole prompts only" is the student's gallery
@@ -26,6 +27,7 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -71,12 +73,17 @@ def measure(service: SearchService, scenes: dict[int, Scene]) -> dict[str, float
         ("later_ko", SHORT_KO_LATER),
         ("later_en", SHORT_EN_LATER),
     )
+    seconds = []
     for name, queries in shorts:
         precision = []
         for query, colour, shape in queries:
-            top = [scenes[r.record.id] for r in service.search_text(query, K)]
+            start = time.perf_counter()
+            results = service.search_text(query, K)
+            seconds.append(time.perf_counter() - start)
+            top = [scenes[r.record.id] for r in results]
             precision.append(np.mean([s.color == colour and s.shape == shape for s in top]))
         report[f"{name}_p@5"] = float(np.mean(precision))
+    report["short_query_ms_median"] = 1000 * float(np.median(seconds))
     for name, queries in (("sentence_ko", SENTENCE_KO), ("sentence_en", SENTENCE_EN)):
         overlap = []
         for query, *values in queries:
