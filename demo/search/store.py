@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -231,24 +232,30 @@ class GalleryStore:
     def _insert(self, rows: list[tuple[str, str, dict, str, np.ndarray]]) -> list[Record]:
         created = time.time()
         records = []
+        with self._transaction() as db:
+            for prompt, negative, parameters, name, embedding in rows:
+                cursor = db.execute(
+                    "INSERT INTO records (prompt, negative_prompt, parameters, image, created, embedding) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (prompt, negative, json.dumps(parameters, ensure_ascii=False), name, created, _blob(embedding)),
+                )
+                assert cursor.lastrowid is not None  # set by the INSERT just run
+                vector = np.asarray(embedding, dtype=np.float32)
+                records.append(Record(cursor.lastrowid, prompt, negative, parameters, name, created, vector))
+            db.executemany("DELETE FROM pending WHERE image = ?", [(row[3],) for row in rows])
+        return records
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction under the lock: committed whole, or rolled back if anything fails."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                for prompt, negative, parameters, name, embedding in rows:
-                    cursor = self._db.execute(
-                        "INSERT INTO records (prompt, negative_prompt, parameters, image, created, embedding) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
-                        (prompt, negative, json.dumps(parameters, ensure_ascii=False), name, created, _blob(embedding)),
-                    )
-                    assert cursor.lastrowid is not None  # set by the INSERT just run
-                    vector = np.asarray(embedding, dtype=np.float32)
-                    records.append(Record(cursor.lastrowid, prompt, negative, parameters, name, created, vector))
-                self._db.executemany("DELETE FROM pending WHERE image = ?", [(row[3],) for row in rows])
+                yield self._db
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        return records
 
     def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._lock:
@@ -293,8 +300,8 @@ class GalleryStore:
             (id_, p.lengths.astype(np.uint8).tobytes(), np.ascontiguousarray(p.vectors, dtype="<f2").tobytes())
             for id_, p in phrases.items()
         ]
-        with self._lock:
-            self._db.executemany("INSERT OR REPLACE INTO phrases (id, lengths, vectors) VALUES (?, ?, ?)", rows)
+        with self._transaction() as db:  # one commit (and one sync) for the lot
+            db.executemany("INSERT OR REPLACE INTO phrases (id, lengths, vectors) VALUES (?, ?, ?)", rows)
 
     def count(self) -> int:
         return self._query("SELECT COUNT(*) FROM records")[0][0]
