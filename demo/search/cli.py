@@ -5,6 +5,7 @@ python -m demo.vector_search query-image IMAGE [--k 5] [--json] [--min-score S] 
 python -m demo.vector_search build PROMPTS.csv|.parquet [--prompt-column prompt] [--image-column image_name]
                                    [--images-dir DIR] [--limit N]
 python -m demo.vector_search seed-gallery [--count 24] [--steps 10] [--config NAME|PATH]
+python -m demo.vector_search train-head [--corpus FILE_OR_DIR ...] [--korean-encoder DIR] [--out DIR] [--steps 600]
 """
 
 from __future__ import annotations
@@ -15,14 +16,22 @@ import sys
 from pathlib import Path
 from urllib.parse import quote
 
-from demo.generation.config import config_help
+from demo.generation.config import config_help, resolve
 from demo.generation.images import ImageError
 from demo.generation.text import escape_c1, without_controls
 from demo.search.importers import import_prompts
 from demo.search.index import SearchError
 from demo.search.seeding import seed_gallery
-from demo.search.service import DEFAULT_DATA_DIR, SearchResult, SearchService, load_search_config
+from demo.search.service import (
+    DEFAULT_DATA_DIR,
+    SENTENCE_HEAD_DIR,
+    SearchResult,
+    SearchService,
+    load_search_config,
+)
 from demo.search.store import GalleryError
+from demo.search.train_head import HeadTraining, train
+from ko_clip.dataset import CorpusError
 
 # Where `python -m demo` serves a gallery image (demo.web.views.gallery). The CLI runs outside the app, so it
 # cannot ask `url_for`; the web app's own answers do.
@@ -80,18 +89,55 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--seed", type=int, default=0)
     seed.add_argument("--steps", type=int, default=10, help="denoising steps (default 10)")
     seed.add_argument("--config", default="embedded", help=config_help())
+    head = commands.add_parser(
+        "train-head", help="train the sentence head on translation pairs (demo.search.train_head)"
+    )
+    defaults = HeadTraining()
+    head.add_argument(
+        "--corpus",
+        nargs="+",
+        default=defaults.corpus,
+        help="pair files or folders in any format ko_clip reads; miniworld:DIR writes the embedded corpus there",
+    )
+    head.add_argument("--korean-encoder", default=defaults.korean_encoder)
+    head.add_argument("--target", help="the encoder head to read (default: its first with a pooled output)")
+    head.add_argument(
+        "--out", help="where to write the head (default: <korean-encoder>/sentence-head, which search uses)"
+    )
+    for name in ("steps", "batch", "size", "max_pairs", "seed"):
+        head.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
+    for name in ("lr", "temperature"):
+        head.add_argument(f"--{name}", type=float, default=getattr(defaults, name))
     return parser
+
+
+def train_head(args: argparse.Namespace) -> int:
+    """`train-head`: train, write, and print the validation curve."""
+    encoder_dir = Path(resolve(args.korean_encoder))
+    if args.out is None and not encoder_dir.is_dir():
+        raise ValueError(f"{args.korean_encoder} is not a local encoder directory: pass --out DIR")
+    out = args.out or str(encoder_dir / SENTENCE_HEAD_DIR)
+    names = ("corpus", "korean_encoder", "target", "steps", "batch", "size", "max_pairs", "seed", "lr", "temperature")
+    settings = HeadTraining(out=out, **{name: getattr(args, name) for name in names})
+    summary = train(settings)
+    for point in summary["curve"]:
+        found = "–" if point["accuracy"] is None else f"{point['accuracy']:.3f}"
+        print(f"step {point['step']:>5}  loss {point['loss']:.4f}  held-out translations found {found}")
+    print(f"wrote {out}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command == "train-head":
+            return train_head(args)
         service = SearchService.open(args.data_dir, load_search_config(args.search_config))
         try:
             return _run(service, args)
         finally:
             service.close()
-    except (SearchError, GalleryError, ImageError, OSError) as error:
+    except (SearchError, GalleryError, ImageError, CorpusError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

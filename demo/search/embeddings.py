@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 from transformers import AutoImageProcessor, BaseImageProcessor, CLIPModel, CLIPTokenizer
 
+from demo.search.sentence_head import SentenceHead
 from ko_clip import KoreanPromptEncoder
 
 ENGLISH_ENCODERS = ("student", "clip")  # what reads text without Hangul: the Korean student, or CLIP's text tower
@@ -48,9 +49,11 @@ class PromptEmbedder:
         target: That head's name.
         batch_size: Texts embedded per forward pass.
         english: What reads text without Hangul: "student" (the Korean encoder) or "clip".
+        sentence_head: Reads the Korean encoder's token states into sentence vectors (`embed_sentences`), or None.
 
     Raises:
-        ValueError: `english` is unknown, or the head's pooled size is not the CLIP's projection size.
+        ValueError: `english` is unknown, the head's pooled size is not the CLIP's projection size, or the sentence
+            head reads a head the encoder lacks, or states of another width.
     """
 
     def __init__(
@@ -62,6 +65,7 @@ class PromptEmbedder:
         target: str = "refiner",
         batch_size: int = 64,
         english: str = "student",
+        sentence_head: SentenceHead | None = None,
     ) -> None:
         if english not in ENGLISH_ENCODERS:
             raise ValueError(f"english must be one of {', '.join(ENGLISH_ENCODERS)}, not {english!r}")
@@ -79,6 +83,16 @@ class PromptEmbedder:
             raise ValueError(
                 f"the Korean encoder's {target!r} head gives {pooled}-d pooled vectors, the CLIP {self.dim}-d"
             )
+        self.sentence_head = sentence_head
+        if sentence_head is not None:
+            read, width = sentence_head.target, sentence_head.width
+            specs = {spec.name: spec for spec in korean.model.config.target_specs}
+            if read not in specs or specs[read].hidden_size != width:
+                raise ValueError(
+                    f"the sentence head reads {width}-d states of the {read!r} head, which the Korean encoder lacks"
+                )
+            sentence_head.requires_grad_(False).eval()
+            self.sentence_head = sentence_head.to(self.device)  # type: ignore[arg-type]  # diffusers' wrapped `to` reads as unbound to mypy
 
     @classmethod
     def from_pretrained(
@@ -89,11 +103,12 @@ class PromptEmbedder:
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
         english: str = "student",
+        sentence_head: str | Path | None = None,
     ) -> PromptEmbedder:
         """`clip`: a CLIPModel directory or hub id whose text tower is the refiner's text encoder;
         `korean_encoder`: a directory, or a loaded encoder to share (the generator's); `target`: its head with the
         pooled output in that CLIP's space (None: its first head with a pooled output); `english`: what reads text
-        without Hangul ("student" or "clip")."""
+        without Hangul ("student" or "clip"); `sentence_head`: a `SentenceHead` directory, or None."""
         model = CLIPModel.from_pretrained(clip, dtype=dtype).to(device)  # type: ignore[arg-type]  # transformers' wrapped `to` reads as unbound to mypy
         korean = korean_encoder
         if not isinstance(korean, KoreanPromptEncoder):
@@ -104,7 +119,8 @@ class PromptEmbedder:
         if target not in korean.targets:
             raise ValueError(f"the Korean encoder has no {target!r} head (it has {', '.join(korean.targets)})")
         tokenizer, processor = CLIPTokenizer.from_pretrained(clip), AutoImageProcessor.from_pretrained(clip)
-        return cls(model, tokenizer, processor, korean, target, english=english)
+        head = None if sentence_head is None else SentenceHead.from_pretrained(sentence_head)
+        return cls(model, tokenizer, processor, korean, target, english=english, sentence_head=head)
 
     @property
     def dim(self) -> int:
@@ -125,6 +141,21 @@ class PromptEmbedder:
 
     def embed_text(self, text: str) -> np.ndarray:
         return self.embed_texts([text])[0]
+
+    @property
+    def sentence_size(self) -> int:
+        """The sentence vectors' size; 0 without a sentence head."""
+        return 0 if self.sentence_head is None else self.sentence_head.size
+
+    @torch.no_grad()
+    def embed_sentences(self, texts: list[str]) -> np.ndarray:
+        """(len(texts), sentence_size): every text through the Korean encoder and the sentence head."""
+        assert self.sentence_head is not None  # callers check `sentence_size` first
+        out = []
+        for start in range(0, len(texts), self.batch_size):
+            states = self.korean.encode(texts[start : start + self.batch_size], self.sentence_head.target)
+            out.append(self.sentence_head(states.prompt_embeds.float()).cpu().numpy().astype(np.float32))
+        return np.concatenate(out) if out else np.zeros((0, self.sentence_size), dtype=np.float32)
 
     @torch.no_grad()
     def _korean(self, texts: list[str]) -> np.ndarray:

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from demo.generation.config import REPO, resolve
 from demo.generation.errors import N_
 from demo.generation.images import ImageError, fit, open_upload
-from demo.search import phrases
+from demo.search import views
 from demo.search.index import Batches, IndexSettings, PromptIndex, SearchError
 from demo.search.store import GalleryStore, Record
 
@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # the model libraries load only where models do, so the index
 
 DEFAULT_DATA_DIR = REPO / "instance"  # the Flask app's instance folder
 ImageUrl = Callable[[str], str]  # a gallery image name → the URL it is served at
+SENTENCE_HEAD_DIR = "sentence-head"  # where an encoder directory carries the sentence head trained for it
 
 
 @dataclass
@@ -51,8 +52,11 @@ class SearchConfig:
         max_k: The most results one search may ask for.
         max_query_chars: The longest text query, in characters.
         page_min_score: The search page hides text results below this score (benchmarks/search_quality.py).
-        phrase_candidates: A short text query (at most `phrases.LONGEST` words) re-scores this many nearest
-            records against their prompts' word spans (`demo.search.phrases`); 0 turns that off.
+        rerank_candidates: A text query re-scores this many nearest records with their views
+            (`demo.search.views`): a short one against their prompts' word spans, a longer one with the sentence
+            head; 0 turns both off.
+        sentence_head: A `SentenceHead` directory; None: the one the Korean encoder carries
+            (`<korean_encoder>/sentence-head`, if it has one); "": none.
     """
 
     clip: str = "miniworld/weights/clip"
@@ -62,8 +66,19 @@ class SearchConfig:
     index: IndexSettings = field(default_factory=IndexSettings)
     max_k: int = 100
     max_query_chars: int = 300
-    page_min_score: float = 0.5
-    phrase_candidates: int = 100
+    page_min_score: float = 0.4
+    rerank_candidates: int = 100
+    sentence_head: str | None = None
+
+
+def sentence_head_path(config: SearchConfig) -> str | None:
+    """The sentence head a config names, or the one its Korean encoder carries, or None."""
+    if config.sentence_head is not None:
+        return resolve(config.sentence_head) if config.sentence_head else None
+    from ko_clip.encoder import encoder_directory
+
+    carried = encoder_directory(resolve(config.korean_encoder)) / SENTENCE_HEAD_DIR
+    return str(carried) if (carried / "config.json").is_file() else None
 
 
 def load_search_config(path: str | Path | None = None) -> SearchConfig:
@@ -84,7 +99,9 @@ class SearchResult:
 
     Args:
         record: The gallery record found.
-        score: Its cosine similarity to the query, in [-1, 1].
+        score: How close it is to the query, in [-1, 1]: the cosine similarity, or for a re-scored text query
+            the best cosine of its prompt and spans, or the mean of its pooled and sentence cosines
+            (`demo.search.views`).
     """
 
     record: Record
@@ -155,7 +172,12 @@ class SearchService:
                 if korean == resolve(generator.config.korean_encoder) and isinstance(shared, KoreanPromptEncoder):
                     korean = shared
             embedder = PromptEmbedder.from_pretrained(
-                resolve(config.clip), korean, config.target, english=config.english, **placement
+                resolve(config.clip),
+                korean,
+                config.target,
+                english=config.english,
+                sentence_head=sentence_head_path(config),
+                **placement,
             )
         store = GalleryStore(data_dir)
         return cls(store, PromptIndex(Path(data_dir) / "index", embedder.dim, config.index), embedder, config)
@@ -187,8 +209,8 @@ class SearchService:
         """Make records already in the store searchable (the importers' way in), with their span vectors."""
         if records:
             self.index.add(np.array([r.id for r in records]), np.stack([r.embedding for r in records]))
-            if self.config.phrase_candidates:
-                self.store.add_phrases(self._make_phrases(records))
+            if self.config.rerank_candidates:
+                self.store.add_views(self._make_views(records))
 
     def _catch_up(self) -> None:
         """At start-up: buffer the records newer than the built index (all of them, below the crossover)."""
@@ -214,37 +236,54 @@ class SearchService:
             )
         self._check(k, min_score)
         vector = self.embedder.embed_text(query)
-        if not self.config.phrase_candidates or not phrases.is_short(query):
+        if not self.config.rerank_candidates:
             return self._results(vector, k, min_score)
-        return self._short_query_results(vector, len(phrases.words(query)), k, min_score)
+        if views.is_short(query):
+            length = len(views.words(query))
+            return self._reranked(vector, k, min_score, lambda s, v: views.short_query_score(s, v, vector, length))
+        if self.embedder.sentence_size:
+            sentence = self.embedder.embed_sentences([query])[0]
+            return self._reranked(vector, k, min_score, lambda s, v: views.sentence_score(s, v, sentence))
+        return self._results(vector, k, min_score)
 
-    def _short_query_results(
-        self, vector: np.ndarray, words: int, k: int, min_score: float | None
+    def _reranked(
+        self,
+        vector: np.ndarray,
+        k: int,
+        min_score: float | None,
+        score: Callable[[float, views.RecordViews], float],
     ) -> list[SearchResult]:
-        """The nearest `phrase_candidates` records re-scored by their best span (see `demo.search.phrases`)."""
-        hits = self.index.search(vector, max(k, self.config.phrase_candidates))
+        """The `rerank_candidates` nearest records re-scored by `score(cosine, their views)`, best first."""
+        hits = self.index.search(vector, max(k, self.config.rerank_candidates))
         records = self.store.get_many([hit.id for hit in hits])
-        spans = self._phrases([records[hit.id] for hit in hits if hit.id in records])
-        scored = [(max(hit.score, spans[hit.id].best(vector, words)), hit.id) for hit in hits if hit.id in records]
+        found = self._views([records[hit.id] for hit in hits if hit.id in records])
+        scored = [(score(hit.score, found[hit.id]), hit.id) for hit in hits if hit.id in records]
         scored.sort(key=lambda pair: -pair[0])  # stable: ties keep the index's order
         return [SearchResult(records[i], s) for s, i in scored if min_score is None or s >= min_score][:k]
 
-    def _phrases(self, records: list[Record]) -> dict[int, phrases.Phrases]:
-        """The records' span vectors: stored, or made now and kept (galleries written before spans, imports)."""
-        found = self.store.phrases([r.id for r in records], self.embedder.dim)
-        if missing := [r for r in records if r.id not in found]:
-            made = self._make_phrases(missing)
-            self.store.add_phrases(made)
-            found |= made
-        return found
+    def _views(self, records: list[Record]) -> dict[int, views.RecordViews]:
+        """The records' views: stored, or made now and kept (galleries written before views, another head)."""
+        found = self.store.views([r.id for r in records], self.embedder.dim, self.embedder.sentence_size)
+        wants_sentence = bool(self.embedder.sentence_size)
+        complete = {
+            i: v for i, v in found.items() if v.phrases is not None and (v.sentence is not None or not wants_sentence)
+        }
+        if missing := [r for r in records if r.id not in complete]:
+            made = self._make_views(missing)
+            self.store.add_views(made)
+            complete |= made
+        return complete
 
-    def _make_phrases(self, records: list[Record]) -> dict[int, phrases.Phrases]:
-        texts = [phrases.spans(r.prompt) for r in records]
+    def _make_views(self, records: list[Record]) -> dict[int, views.RecordViews]:
+        texts = [views.spans(r.prompt) for r in records]
         flat = [text for group in texts for text in group]
         vectors = self.embedder.embed_texts(flat) if flat else np.zeros((0, self.embedder.dim), np.float32)
+        sentences = self.embedder.embed_sentences([r.prompt for r in records]) if self.embedder.sentence_size else None
         made, start = {}, 0
-        for record, group in zip(records, texts, strict=True):
-            made[record.id] = phrases.Phrases.of(group, vectors[start : start + len(group)])
+        for row, (record, group) in enumerate(zip(records, texts, strict=True)):
+            phrases = views.Phrases.of(group, vectors[start : start + len(group)])
+            sentence = None if sentences is None else sentences[row].astype(np.float16)
+            made[record.id] = views.RecordViews(phrases, sentence)
             start += len(group)
         return made
 

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from demo.generation.images import write_png
-from demo.search.phrases import Phrases
+from demo.search.views import Phrases, RecordViews
 from durable import TEMPORARY_PREFIX, private_file, save_atomically
 
 SCHEMA = """
@@ -40,10 +40,11 @@ CREATE TABLE IF NOT EXISTS records (
     embedding BLOB NOT NULL  -- float32, little-endian
 );
 CREATE TABLE IF NOT EXISTS pending (image TEXT PRIMARY KEY);  -- files being written, not yet recorded
-CREATE TABLE IF NOT EXISTS phrases (  -- a record's span vectors (demo.search.phrases), made when first needed
+CREATE TABLE IF NOT EXISTS views (  -- what re-scores text queries (demo.search.views), made when first needed
     id INTEGER PRIMARY KEY REFERENCES records (id),
-    lengths BLOB NOT NULL,  -- uint8, a span's words
-    vectors BLOB NOT NULL  -- float16, little-endian, one row per span
+    lengths BLOB,  -- uint8, each span's words; NULL: no spans
+    spans BLOB,  -- float16, little-endian, one row per span
+    sentence BLOB  -- float16, little-endian, the sentence head's vector; NULL: none
 );
 """
 COLUMNS = "id, prompt, negative_prompt, parameters, image, created, embedding"
@@ -281,27 +282,36 @@ class GalleryStore:
         rows = self._query(f"SELECT {COLUMNS} FROM records WHERE id < ? ORDER BY id DESC LIMIT ?", (before, limit))
         return [_row_to_record(row) for row in rows]
 
-    def phrases(self, record_ids: list[int], dim: int) -> dict[int, Phrases]:
-        """The stored `dim`-d span vectors among `record_ids`, by id; records without them (or with another
-        encoder's size) are left out."""
+    def views(self, record_ids: list[int], dim: int, sentence_size: int) -> dict[int, RecordViews]:
+        """The stored views among `record_ids`, by id; a view of another size (another encoder or head) reads as
+        missing, to be made again."""
         marks = ",".join("?" * len(record_ids))
-        rows = self._query(f"SELECT id, lengths, vectors FROM phrases WHERE id IN ({marks})", tuple(record_ids))
+        rows = self._query(f"SELECT id, lengths, spans, sentence FROM views WHERE id IN ({marks})", tuple(record_ids))
         found = {}
-        for id_, lengths, vectors in rows:
-            sizes = np.frombuffer(lengths, dtype=np.uint8)
-            if len(vectors) != 2 * dim * len(sizes):
-                continue
-            found[id_] = Phrases(np.frombuffer(vectors, dtype="<f2").reshape(len(sizes), dim), sizes)
+        for id_, lengths, spans, sentence in rows:
+            phrases = None
+            if lengths is not None and len(spans) == 2 * dim * len(lengths):
+                sizes = np.frombuffer(lengths, dtype=np.uint8)
+                phrases = Phrases(np.frombuffer(spans, dtype="<f2").reshape(len(sizes), dim), sizes)
+            vector = None
+            if sentence is not None and len(sentence) == 2 * sentence_size:
+                vector = np.frombuffer(sentence, dtype="<f2")
+            found[id_] = RecordViews(phrases, vector)
         return found
 
-    def add_phrases(self, phrases: dict[int, Phrases]) -> None:
-        """Keep records' span vectors (made again the same way if lost, so a second writer simply replaces them)."""
+    def add_views(self, views: dict[int, RecordViews]) -> None:
+        """Keep records' views (made again the same way if lost, so a second writer simply replaces them)."""
         rows = [
-            (id_, p.lengths.astype(np.uint8).tobytes(), np.ascontiguousarray(p.vectors, dtype="<f2").tobytes())
-            for id_, p in phrases.items()
+            (
+                id_,
+                None if v.phrases is None else v.phrases.lengths.astype(np.uint8).tobytes(),
+                None if v.phrases is None else np.ascontiguousarray(v.phrases.vectors, dtype="<f2").tobytes(),
+                None if v.sentence is None else np.ascontiguousarray(v.sentence, dtype="<f2").tobytes(),
+            )
+            for id_, v in views.items()
         ]
         with self._transaction() as db:  # one commit (and one sync) for the lot
-            db.executemany("INSERT OR REPLACE INTO phrases (id, lengths, vectors) VALUES (?, ?, ?)", rows)
+            db.executemany("INSERT OR REPLACE INTO views (id, lengths, spans, sentence) VALUES (?, ?, ?, ?)", rows)
 
     def count(self) -> int:
         return self._query("SELECT COUNT(*) FROM records")[0][0]

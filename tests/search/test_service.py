@@ -276,7 +276,7 @@ def test_importing_into_an_open_gallery_indexes_each_record_once(tmp_path, embed
     service = SearchService.open(tmp_path / "data", embedder=embedder)
     counts = import_prompts(service, prompt_table(tmp_path / "dump", all_scenes()[:2]))
     assert counts["added"] == 2 and len(service) == 5
-    assert set(service.store.phrases([1, 2, 3, 4, 5], embedder.dim)) == {4, 5}  # the imported ones' spans, at once
+    assert set(service.store.views([1, 2, 3, 4, 5], embedder.dim, 0)) == {4, 5}  # the imported ones' views, at once
     assert sorted(r.record.id for r in service.search_text("a small red circle", k=10)) == [1, 2, 3, 4, 5]
 
 
