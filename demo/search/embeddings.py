@@ -148,6 +148,21 @@ class PromptEmbedder:
         return 0 if self.sentence_head is None else self.sentence_head.size
 
     @torch.no_grad()
+    def embed_with_sentences(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """`embed_texts` and `embed_sentences` of the same texts, from one pass of the Korean encoder when the
+        sentence head reads the pooled head's states and the student reads every text."""
+        assert self.sentence_head is not None  # callers check `sentence_size` first
+        if self.sentence_head.target != self.target or self.english == "clip":
+            return self.embed_texts(texts), self.embed_sentences(texts)
+        pooled, sentences = [], []
+        for start in range(0, len(texts), self.batch_size):
+            out = self.korean.encode(texts[start : start + self.batch_size], self.target)
+            assert out.pooled_prompt_embeds is not None  # `target` is a head with a pooled output
+            pooled.append(normalised(out.pooled_prompt_embeds))
+            sentences.append(self.sentence_head(out.prompt_embeds.float()).cpu().numpy().astype(np.float32))
+        return np.concatenate(pooled), np.concatenate(sentences)
+
+    @torch.no_grad()
     def embed_sentences(self, texts: list[str]) -> np.ndarray:
         """(len(texts), sentence_size): every text through the Korean encoder and the sentence head."""
         assert self.sentence_head is not None  # callers check `sentence_size` first

@@ -235,15 +235,14 @@ class SearchService:
                 params={"count": self.config.max_query_chars},
             )
         self._check(k, min_score)
+        if self.config.rerank_candidates and not views.is_short(query) and self.embedder.sentence_size:
+            vectors, sentences = self.embedder.embed_with_sentences([query])
+            vector, sentence = vectors[0], sentences[0]
+            return self._reranked(vector, k, min_score, lambda s, v: views.sentence_score(s, v, sentence))
         vector = self.embedder.embed_text(query)
-        if not self.config.rerank_candidates:
-            return self._results(vector, k, min_score)
-        if views.is_short(query):
+        if self.config.rerank_candidates and views.is_short(query):
             length = len(views.words(query))
             return self._reranked(vector, k, min_score, lambda s, v: views.short_query_score(s, v, vector, length))
-        if self.embedder.sentence_size:
-            sentence = self.embedder.embed_sentences([query])[0]
-            return self._reranked(vector, k, min_score, lambda s, v: views.sentence_score(s, v, sentence))
         return self._results(vector, k, min_score)
 
     def _reranked(

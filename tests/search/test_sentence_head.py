@@ -137,3 +137,10 @@ def test_train_head_says_what_is_wrong_with_a_corpus(tmp_path, capsys, corpus, m
     error = capsys.readouterr().err
     assert code == 2 and error.startswith("error:") and message in error and "Traceback" not in error  # before loading
     assert not (tmp_path / "head").exists()
+
+
+def test_one_pass_gives_the_same_pooled_and_sentence_vectors_as_two(with_head):
+    texts = ["까만 배경 한가운데 커다란 노란 별", "a small red circle on the left on a white background"]
+    pooled, sentences = with_head.embed_with_sentences(texts)
+    assert np.allclose(pooled, with_head.embed_texts(texts), atol=1e-5)
+    assert np.allclose(sentences, with_head.embed_sentences(texts), atol=1e-5)
