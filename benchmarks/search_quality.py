@@ -13,12 +13,12 @@ prompt says, since search ranks prompts), then runs the hand-written held-out qu
 - image queries (scenes drawn with unseen seeds): precision@5 of colour and shape;
 - out-of-world queries (things the embedded models never saw): their best score, beside the in-world queries'
   fifth-best, which is what a score floor has to separate;
-- the median time of a short query's search (embedding included), in milliseconds.
+- the median time of a short query's and of a sentence's search (embedding included), in milliseconds.
 
-Each text encoder setting (`SearchConfig.english`) is measured on its own gallery; "student queries on a clip
-gallery" is a gallery stored before the switch, searched after it, and "whole prompts only" is the student's gallery
-searched without the short queries' span scores (`SearchConfig.phrase_candidates: 0`, `demo.search.phrases`).
-`later_*` are short queries written after the span scoring was chosen (`benchmarks.search_queries`).
+Rows: `english: clip` on its own gallery; then one student gallery searched as the app does (word spans for short
+queries, the sentence head for longer ones: `demo.search.views`), without the sentence head, and with whole prompts
+only (`rerank_candidates: 0`): the baselines, in the same run. `later_*` are queries written after the span scoring
+(short) and before the sentence head's first measurement (sentences), measured once (`benchmarks.search_queries`).
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ from benchmarks.search_queries import (
     IMAGES,
     OUT_OF_WORLD,
     SENTENCE_EN,
+    SENTENCE_EN_LATER,
     SENTENCE_KO,
+    SENTENCE_KO_LATER,
     SHORT_EN,
     SHORT_EN_LATER,
     SHORT_KO,
@@ -44,7 +46,7 @@ from benchmarks.search_queries import (
 )
 from demo.search.embeddings import PromptEmbedder
 from demo.search.seeding import seed_scenes
-from demo.search.service import SearchConfig, SearchService
+from demo.search.service import SearchConfig, SearchService, sentence_head_path
 from miniworld.paths import CLIP_DIR, KOREAN_ENCODER_DIR
 from miniworld.world import ATTRIBUTES, Scene, render
 
@@ -84,14 +86,25 @@ def measure(service: SearchService, scenes: dict[int, Scene]) -> dict[str, float
             precision.append(np.mean([s.color == colour and s.shape == shape for s in top]))
         report[f"{name}_p@5"] = float(np.mean(precision))
     report["short_query_ms_median"] = 1000 * float(np.median(seconds))
-    for name, queries in (("sentence_ko", SENTENCE_KO), ("sentence_en", SENTENCE_EN)):
+    sentences = {
+        "sentence_ko": SENTENCE_KO,
+        "sentence_en": SENTENCE_EN,
+        "later_sentence_ko": SENTENCE_KO_LATER,
+        "later_sentence_en": SENTENCE_EN_LATER,
+    }
+    seconds = []
+    for name, queries in sentences.items():
         overlap = []
         for query, *values in queries:
             wanted = dict(zip(ATTRIBUTES, values, strict=True))
             best = sum(sorted((_shares(s, wanted) for s in scenes.values()), reverse=True)[:K])
-            top = [scenes[r.record.id] for r in service.search_text(query, K)]
+            start = time.perf_counter()
+            results = service.search_text(query, K)
+            seconds.append(time.perf_counter() - start)
+            top = [scenes[r.record.id] for r in results]
             overlap.append(sum(_shares(s, wanted) for s in top) / best)
         report[f"{name}_overlap"] = float(np.mean(overlap))
+    report["sentence_query_ms_median"] = 1000 * float(np.median(seconds))
     precision = []
     for *values, seed in IMAGES:
         scene = Scene(*values)
@@ -115,22 +128,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=300, help="gallery size (seeded scenes)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    student = PromptEmbedder.from_pretrained(CLIP_DIR, KOREAN_ENCODER_DIR, english="student")
-    clip = PromptEmbedder(  # the same loaded models, English read by CLIP's text tower
-        student.clip, student.tokenizer, student.processor, student.korean, student.target, english="clip"
+    head = sentence_head_path(SearchConfig())  # what the app loads: the head the shipped encoder carries
+    student = PromptEmbedder.from_pretrained(CLIP_DIR, KOREAN_ENCODER_DIR, english="student", sentence_head=head)
+    clip, no_head = (  # the same loaded models: English read by CLIP's text tower; no sentence head
+        PromptEmbedder(
+            student.clip,
+            student.tokenizer,
+            student.processor,
+            student.korean,
+            student.target,
+            english=english,
+            sentence_head=student.sentence_head if english == "clip" else None,
+        )
+        for english in ("clip", "student")
     )
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, embedder in (("clip (English through CLIP)", clip), ("student (one encoder)", student)):
-            service, scenes = build_gallery(Path(tmp) / embedder.english, embedder, args.count)
-            rows[name] = measure(service, scenes)
-            if embedder is clip:  # a gallery stored before the switch, searched after it
-                service.embedder = student
-                rows["student queries on a clip gallery"] = measure(service, scenes)
-            else:  # the same gallery without the short queries' span scores
-                service.config.phrase_candidates = 0
-                rows["student, whole prompts only (phrase_candidates: 0)"] = measure(service, scenes)
-            service.close()
+        service, scenes = build_gallery(Path(tmp) / "clip", clip, args.count)
+        rows["english: clip (English through CLIP's text tower)"] = measure(service, scenes)
+        service.close()
+        service, scenes = build_gallery(Path(tmp) / "student", student, args.count)
+        rows["student: spans for short queries, sentence head for longer ones (default)"] = measure(service, scenes)
+        service.embedder = no_head
+        rows["student: spans only (sentence_head: '')"] = measure(service, scenes)
+        service.config.rerank_candidates = 0
+        rows["student: whole prompts only (rerank_candidates: 0)"] = measure(service, scenes)
+        service.close()
     if args.json:
         json.dump({"count": args.count, "k": K, "results": rows}, sys.stdout, indent=2)
         print()

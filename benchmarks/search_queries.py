@@ -147,6 +147,53 @@ yellow diamond shape | yellow diamond
 large orange circle | orange circle
 """)
 
+# A second set of sentences, written on 2026-12-06 before the sentence head (`demo.search.sentence_head`) was
+# measured on the product path, and measured once with it: other combinations, registers and word orders.
+SENTENCE_KO_LATER = _queries("""
+배경이 회색인 그림에서 왼쪽에 작은 노란 별 하나 | yellow star small left gray
+커다란 초록 동그라미가 아래쪽에 있는 검정 배경이 필요해요 | green circle large bottom black
+하얀 배경 위쪽 구석에 조그마한 빨간 마름모를 그려주세요 | red diamond small top white
+가운데 작은 보라 세모, 배경은 잿빛으로 해 주세요 | purple triangle small center gray
+오른쪽에 크게 파란 별을 하나 두고 바탕은 흰색으로 | blue star large right white
+까만 바탕의 위쪽에 큼직한 주황 동그라미가 있는 장면 | orange circle large top black
+회색 배경 아래쪽에 작은 파란 네모 하나가 보이는 그림 | blue square small bottom gray
+큰 노란 세모가 왼쪽에 놓인 검은 배경 이미지 | yellow triangle large left black
+흰 바탕 한복판에 큰 빨간 별 하나를 그린 그림이요 | red star large center white
+작은 초록색 마름모가 오른쪽에 있고 배경은 검은색입니다 | green diamond small right black
+배경은 회색, 위쪽에 큰 보라색 네모 | purple square large top gray
+조그만 주황 마름모가 하얀 배경 왼쪽에 있어요 | orange diamond small left white
+검정색 배경 중앙에 작은 노란 동그라미 | yellow circle small center black
+아래쪽에 큰 빨간 세모가 있는 회색 그림을 보여 줘 | red triangle large bottom gray
+흰 배경 오른쪽에 작은 보라 원형 하나 | purple circle small right white
+위쪽에 큰 초록 별이 떠 있는 까만 배경 | green star large top black
+회색 바탕 왼쪽에 큼직한 파란 마름모꼴이 있다 | blue diamond large left gray
+하단에 작은 주황색 정사각형이 놓인 흰 배경 | orange square small bottom white
+검은 배경 오른쪽 큰 노란 마름모 하나만 그려 | yellow diamond large right black
+가운데에 작은 빨간 네모가 있는 회색 배경 그림 | red square small center gray
+""")
+SENTENCE_EN_LATER = _queries("""
+a gray picture with a small yellow star on its left | yellow star small left gray
+I need a black background with a large green circle near the bottom | green circle large bottom black
+please draw a tiny red diamond in the top corner of a white image | red diamond small top white
+small purple triangle in the centre, gray background please | purple triangle small center gray
+put one big blue star on the right and make the background white | blue star large right white
+a scene with a large orange circle up top on black | orange circle large top black
+small blue square visible at the bottom of a gray picture | blue square small bottom gray
+black image where a large yellow triangle sits on the left | yellow triangle large left black
+a big red star drawn right in the middle of a white canvas | red star large center white
+there is a small green diamond on the right, the background is black | green diamond small right black
+background gray, a large purple square at the top | purple square large top gray
+a little orange diamond sits on the left of a white background | orange diamond small left white
+black background, small yellow circle in the centre | yellow circle small center black
+show me a gray picture with a large red triangle at the bottom | red triangle large bottom gray
+one small purple circle on the right side of a white image | purple circle small right white
+a black backdrop with a big green star floating at the top | green star large top black
+on the left of a gray canvas there is a large blue diamond | blue diamond large left gray
+a white background with a small orange square placed at the bottom | orange square small bottom white
+just draw one large yellow diamond on the right of a black background | yellow diamond large right black
+a gray background picture with a small red square in the middle | red square small center gray
+""")
+
 # query | colour shape size position background
 SENTENCE_KO = _queries("""
 회색 바탕 오른쪽 구석에 조그만 초록 세모가 하나 있어요 | green triangle small right gray
