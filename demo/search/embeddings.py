@@ -33,6 +33,20 @@ def is_korean(text: str) -> bool:
     return HANGUL.search(text) is not None
 
 
+def search_target(korean: KoreanPromptEncoder, target: str | None) -> str:
+    """The named head of the Korean encoder, or (None) its first head with a pooled output.
+
+    Raises:
+        ValueError: It has no such head.
+    """
+    if target is None:
+        pooled = [spec.name for spec in korean.model.config.target_specs if spec.pooled_size]
+        target = pooled[0] if pooled else "(none with a pooled output)"
+    if target not in korean.targets:
+        raise ValueError(f"the Korean encoder has no {target!r} head (it has {', '.join(korean.targets)})")
+    return target
+
+
 def normalised(vectors: torch.Tensor) -> np.ndarray:
     return torch.nn.functional.normalize(vectors.float(), dim=-1).cpu().numpy().astype(np.float32)
 
@@ -113,11 +127,7 @@ class PromptEmbedder:
         korean = korean_encoder
         if not isinstance(korean, KoreanPromptEncoder):
             korean = KoreanPromptEncoder.from_pretrained(korean, device, dtype)
-        if target is None:
-            pooled = [spec.name for spec in korean.model.config.target_specs if spec.pooled_size]
-            target = pooled[0] if pooled else "(none with a pooled output)"
-        if target not in korean.targets:
-            raise ValueError(f"the Korean encoder has no {target!r} head (it has {', '.join(korean.targets)})")
+        target = search_target(korean, target)
         tokenizer, processor = CLIPTokenizer.from_pretrained(clip), AutoImageProcessor.from_pretrained(clip)
         head = None if sentence_head is None else SentenceHead.from_pretrained(sentence_head)
         return cls(model, tokenizer, processor, korean, target, english=english, sentence_head=head)

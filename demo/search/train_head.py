@@ -25,6 +25,7 @@ from torch import nn
 from tqdm import tqdm
 
 from demo.generation.config import resolve
+from demo.search.embeddings import search_target
 from demo.search.sentence_head import SentenceHead
 from durable import save_directory_atomically
 from ko_clip import KoreanPromptEncoder
@@ -83,16 +84,6 @@ class Sentences:
     def subset(self, keep: torch.Tensor) -> Sentences:
         _, groups = torch.unique(self.groups[keep], return_inverse=True)
         return Sentences(self.states[keep], groups, self.korean[keep], self.held_out[keep])
-
-
-def pick_target(encoder: KoreanPromptEncoder, target: str | None) -> str:
-    """The named head, or the encoder's first head with a pooled output (the search's default)."""
-    if target is None:
-        pooled = [spec.name for spec in encoder.model.config.target_specs if spec.pooled_size]
-        target = pooled[0] if pooled else encoder.targets[0]
-    if target not in encoder.targets:
-        raise ValueError(f"the Korean encoder has no {target!r} head (it has {', '.join(encoder.targets)})")
-    return target
 
 
 def group_pairs(settings: HeadTraining) -> dict[str, list[str]]:
@@ -159,7 +150,7 @@ def train(settings: HeadTraining) -> dict:
     rng = np.random.default_rng(settings.seed)
     by_english = group_pairs(settings)
     encoder = KoreanPromptEncoder.from_pretrained(resolve(settings.korean_encoder))
-    target = pick_target(encoder, settings.target)
+    target = search_target(encoder, settings.target)
     sentences = encode_groups(by_english, encoder, target, settings.validation)
     train_set, check_set = sentences.subset(~sentences.held_out), sentences.subset(sentences.held_out)
     members = [np.flatnonzero(train_set.groups.numpy() == g) for g in range(int(train_set.groups.max()) + 1)]
