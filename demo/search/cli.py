@@ -70,7 +70,9 @@ def _parser() -> argparse.ArgumentParser:
         command = commands.add_parser(name, parents=[common], help=f"search by {target}")
         command.add_argument(target, type=str if target == "text" else Path, help=what)
         command.add_argument("--k", type=int, default=5, help="how many results (default 5)")
-        command.add_argument("--min-score", type=float, help="leave out results below this cosine similarity")
+        command.add_argument(
+            "--min-score", type=float, help="leave out results below this score (-1 to 1; docs/search.md)"
+        )
         command.add_argument("--json", action="store_true", help="a JSON list of {prompt, score, image, ...}")
     build = commands.add_parser(
         "build", parents=[common], help="add a prompt dataset (csv/parquet of prompts and image paths) and index it"
