@@ -18,7 +18,8 @@ prompt says, since search ranks prompts), then runs the hand-written held-out qu
 Rows: `english: clip` on its own gallery; then one student gallery searched as the app does (word spans for short
 queries, the sentence head for longer ones: `demo.search.views`), without the sentence head, and with whole prompts
 only (`rerank_candidates: 0`): the baselines, in the same run. `later_*` are queries written after the span scoring
-(short) and before the sentence head's first measurement (sentences), measured once (`benchmarks.search_queries`).
+(short) and before the sentence head's first measurement (sentences), `third_*` short queries written after the
+sentence head shipped; each set chose nothing and was measured once (`benchmarks.search_queries`).
 """
 
 from __future__ import annotations
@@ -41,8 +42,10 @@ from benchmarks.search_queries import (
     SENTENCE_KO_LATER,
     SHORT_EN,
     SHORT_EN_LATER,
+    SHORT_EN_THIRD,
     SHORT_KO,
     SHORT_KO_LATER,
+    SHORT_KO_THIRD,
 )
 from demo.search.embeddings import PromptEmbedder
 from demo.search.seeding import seed_scenes
@@ -74,6 +77,8 @@ def measure(service: SearchService, scenes: dict[int, Scene]) -> dict[str, float
         ("short_en", SHORT_EN),
         ("later_ko", SHORT_KO_LATER),
         ("later_en", SHORT_EN_LATER),
+        ("third_ko", SHORT_KO_THIRD),
+        ("third_en", SHORT_EN_THIRD),
     )
     seconds = []
     for name, queries in shorts:

@@ -147,6 +147,53 @@ yellow diamond shape | yellow diamond
 large orange circle | orange circle
 """)
 
+# A third set of short queries, written on 2026-12-06 after the sentence head shipped, in plain in-world words with
+# the extras people add ("그림", "모양", "shape", "picture"); it chose nothing, and was measured once.
+SHORT_KO_THIRD = _queries("""
+빨간 동그라미 그림 | red circle
+동그라미 빨간색 | red circle
+초록색 세모 하나 | green triangle
+파란색 사각형 모양 | blue square
+보라색 마름모 그림 | purple diamond
+노란 별 모양 | yellow star
+주황색의 동그라미 | orange circle
+초록 네모 그림 | green square
+파랑 마름모꼴 | blue diamond
+빨간색 세모꼴 | red triangle
+노랑 원형 | yellow circle
+보랏빛 세모 | purple triangle
+주황 정사각형 | orange square
+녹색 별 하나 | green star
+파란 원 그림 | blue circle
+붉은 마름모 | red diamond
+노란색 삼각형 모양 | yellow triangle
+보라 네모꼴 | purple square
+주황색 별 | orange star
+초록색 원형 | green circle
+""")
+SHORT_EN_THIRD = _queries("""
+red circle picture | red circle
+circle, red | red circle
+one green triangle | green triangle
+blue square shape | blue square
+purple diamond picture | purple diamond
+yellow star shape | yellow star
+an orange circle | orange circle
+green square image | green square
+a blue diamond shape | blue diamond
+red triangle shape | red triangle
+yellow round circle | yellow circle
+purple triangle image | purple triangle
+orange square shape | orange square
+one green star | green star
+blue circle picture | blue circle
+a red diamond | red diamond
+yellow triangle shape | yellow triangle
+a purple square | purple square
+the orange star | orange star
+a green circle shape | green circle
+""")
+
 # A second set of sentences, written on 2026-12-06 before the sentence head (`demo.search.sentence_head`) was
 # measured on the product path, and measured once with it: other combinations, registers and word orders.
 SENTENCE_KO_LATER = _queries("""
