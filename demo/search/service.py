@@ -66,7 +66,7 @@ class SearchConfig:
     index: IndexSettings = field(default_factory=IndexSettings)
     max_k: int = 100
     max_query_chars: int = 300
-    page_min_score: float = 0.4
+    page_min_score: float = 0.2
     rerank_candidates: int = 100
     sentence_head: str | None = None
 
