@@ -235,15 +235,14 @@ class SearchService:
                 params={"count": self.config.max_query_chars},
             )
         self._check(k, min_score)
-        if self.config.rerank_candidates and not views.is_short(query) and self.embedder.sentence_size:
-            vectors, sentences = self.embedder.embed_with_sentences([query])
-            vector, sentence = vectors[0], sentences[0]
-            return self._reranked(vector, k, min_score, lambda s, v: views.sentence_score(s, v, sentence))
-        vector = self.embedder.embed_text(query)
-        if self.config.rerank_candidates and views.is_short(query):
-            length = len(views.words(query))
+        short = views.is_short(query)
+        if not self.config.rerank_candidates or not (short or self.embedder.sentence_size):
+            return self._results(self.embedder.embed_text(query), k, min_score)
+        if short:
+            vector, length = self.embedder.embed_text(query), len(views.words(query))
             return self._reranked(vector, k, min_score, lambda s, v: views.short_query_score(s, v, vector, length))
-        return self._results(vector, k, min_score)
+        vectors, sentences = self.embedder.embed_with_sentences([query])
+        return self._reranked(vectors[0], k, min_score, lambda s, v: views.sentence_score(s, v, sentences[0]))
 
     def _reranked(
         self,
@@ -264,9 +263,7 @@ class SearchService:
         """The records' views: stored, or made now and kept (galleries written before views, another head)."""
         found = self.store.views([r.id for r in records], self.embedder.dim, self.embedder.sentence_size)
         wants_sentence = bool(self.embedder.sentence_size)
-        complete = {
-            i: v for i, v in found.items() if v.phrases is not None and (v.sentence is not None or not wants_sentence)
-        }
+        complete = {i: v for i, v in found.items() if v.sentence is not None or not wants_sentence}
         if missing := [r for r in records if r.id not in complete]:
             made = self._make_views(missing)
             self.store.add_views(made)

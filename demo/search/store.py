@@ -42,8 +42,8 @@ CREATE TABLE IF NOT EXISTS records (
 CREATE TABLE IF NOT EXISTS pending (image TEXT PRIMARY KEY);  -- files being written, not yet recorded
 CREATE TABLE IF NOT EXISTS views (  -- what re-scores text queries (demo.search.views), made when first needed
     id INTEGER PRIMARY KEY REFERENCES records (id),
-    lengths BLOB,  -- uint8, each span's words; NULL: no spans
-    spans BLOB,  -- float16, little-endian, one row per span
+    lengths BLOB NOT NULL,  -- uint8, each span's words
+    spans BLOB NOT NULL,  -- float16, little-endian, one row per span
     sentence BLOB  -- float16, little-endian, the sentence head's vector; NULL: none
 );
 """
@@ -283,20 +283,18 @@ class GalleryStore:
         return [_row_to_record(row) for row in rows]
 
     def views(self, record_ids: list[int], dim: int, sentence_size: int) -> dict[int, RecordViews]:
-        """The stored views among `record_ids`, by id; a view of another size (another encoder or head) reads as
-        missing, to be made again."""
+        """The stored views among `record_ids`, by id. Spans of another size (another encoder) leave the record out,
+        to be made again; a sentence vector of another size (another head) reads as None."""
         marks = ",".join("?" * len(record_ids))
         rows = self._query(f"SELECT id, lengths, spans, sentence FROM views WHERE id IN ({marks})", tuple(record_ids))
         found = {}
         for id_, lengths, spans, sentence in rows:
-            phrases = None
-            if lengths is not None and len(spans) == 2 * dim * len(lengths):
-                sizes = np.frombuffer(lengths, dtype=np.uint8)
-                phrases = Phrases(np.frombuffer(spans, dtype="<f2").reshape(len(sizes), dim), sizes)
-            vector = None
-            if sentence is not None and len(sentence) == 2 * sentence_size:
-                vector = np.frombuffer(sentence, dtype="<f2")
-            found[id_] = RecordViews(phrases, vector)
+            if len(spans) != 2 * dim * len(lengths):
+                continue
+            sizes = np.frombuffer(lengths, dtype=np.uint8)
+            phrases = Phrases(np.frombuffer(spans, dtype="<f2").reshape(len(sizes), dim), sizes)
+            fits = sentence is not None and len(sentence) == 2 * sentence_size
+            found[id_] = RecordViews(phrases, np.frombuffer(sentence, dtype="<f2") if fits else None)
         return found
 
     def add_views(self, views: dict[int, RecordViews]) -> None:
@@ -304,8 +302,8 @@ class GalleryStore:
         rows = [
             (
                 id_,
-                None if v.phrases is None else v.phrases.lengths.astype(np.uint8).tobytes(),
-                None if v.phrases is None else np.ascontiguousarray(v.phrases.vectors, dtype="<f2").tobytes(),
+                v.phrases.lengths.astype(np.uint8).tobytes(),
+                np.ascontiguousarray(v.phrases.vectors, dtype="<f2").tobytes(),
                 None if v.sentence is None else np.ascontiguousarray(v.sentence, dtype="<f2").tobytes(),
             )
             for id_, v in views.items()

@@ -72,17 +72,16 @@ class RecordViews:
     """What a record keeps for re-scoring text queries.
 
     Args:
-        phrases: Its prompt's span vectors; None when spans are off.
+        phrases: Its prompt's span vectors.
         sentence: Its prompt's sentence vector (float16); None without a sentence head.
     """
 
-    phrases: Phrases | None
+    phrases: Phrases
     sentence: np.ndarray | None
 
 
 def short_query_score(pooled: float, views: RecordViews, query: np.ndarray, query_words: int) -> float:
     """The best of the whole prompt's cosine and its long-enough spans'."""
-    assert views.phrases is not None  # short queries are re-scored only with spans on
     return max(pooled, views.phrases.best(query, query_words))
 
 
