@@ -14,6 +14,7 @@ far worse (docs/measurements/search_quality.md). `english="clip"` keeps the earl
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from PIL import Image
 from transformers import AutoImageProcessor, BaseImageProcessor, CLIPModel, CLIPTokenizer
 
 from demo.search.sentence_head import SentenceHead
-from ko_clip import KoreanPromptEncoder
+from ko_clip import KoreanPromptEncoder, PromptEmbeds
 
 ENGLISH_ENCODERS = ("student", "clip")  # what reads text without Hangul: the Korean student, or CLIP's text tower
 HANGUL = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
@@ -45,6 +46,12 @@ def search_target(korean: KoreanPromptEncoder, target: str | None) -> str:
     if target not in korean.targets:
         raise ValueError(f"the Korean encoder has no {target!r} head (it has {', '.join(korean.targets)})")
     return target
+
+
+def _pooled(batch: PromptEmbeds) -> np.ndarray:
+    """The Korean encoder's pooled vectors, normalised."""
+    assert batch.pooled_prompt_embeds is not None  # the search reads a head with a pooled output
+    return normalised(batch.pooled_prompt_embeds)
 
 
 def normalised(vectors: torch.Tensor) -> np.ndarray:
@@ -164,29 +171,29 @@ class PromptEmbedder:
         assert self.sentence_head is not None  # callers check `sentence_size` first
         if self.sentence_head.target != self.target or self.english == "clip":
             return self.embed_texts(texts), self.embed_sentences(texts)
-        pooled, sentences = [], []
-        for start in range(0, len(texts), self.batch_size):
-            out = self.korean.encode(texts[start : start + self.batch_size], self.target)
-            assert out.pooled_prompt_embeds is not None  # `target` is a head with a pooled output
-            pooled.append(normalised(out.pooled_prompt_embeds))
-            sentences.append(self.sentence_head(out.prompt_embeds.float()).cpu().numpy().astype(np.float32))
-        return np.concatenate(pooled), np.concatenate(sentences)
+        batches = list(self._encoded(texts, self.target))
+        return np.concatenate([_pooled(b) for b in batches]), np.concatenate([self._sentences(b) for b in batches])
 
-    @torch.no_grad()
     def embed_sentences(self, texts: list[str]) -> np.ndarray:
         """(len(texts), sentence_size): every text through the Korean encoder and the sentence head."""
         assert self.sentence_head is not None  # callers check `sentence_size` first
-        out = []
-        for start in range(0, len(texts), self.batch_size):
-            states = self.korean.encode(texts[start : start + self.batch_size], self.sentence_head.target)
-            out.append(self.sentence_head(states.prompt_embeds.float()).cpu().numpy().astype(np.float32))
+        out = [self._sentences(batch) for batch in self._encoded(texts, self.sentence_head.target)]
         return np.concatenate(out) if out else np.zeros((0, self.sentence_size), dtype=np.float32)
 
     @torch.no_grad()
+    def _encoded(self, texts: list[str], target: str) -> Iterator[PromptEmbeds]:
+        """The Korean encoder's output for `target`, a batch at a time."""
+        for start in range(0, len(texts), self.batch_size):
+            yield self.korean.encode(texts[start : start + self.batch_size], target)
+
+    @torch.no_grad()
+    def _sentences(self, batch: PromptEmbeds) -> np.ndarray:
+        assert self.sentence_head is not None  # callers check `sentence_size` first
+        return self.sentence_head(batch.prompt_embeds.float()).cpu().numpy().astype(np.float32)
+
+    @torch.no_grad()
     def _korean(self, texts: list[str]) -> np.ndarray:
-        pooled = self.korean.encode(texts, self.target).pooled_prompt_embeds
-        assert pooled is not None  # `target` is a head with a pooled output
-        return normalised(pooled)
+        return _pooled(self.korean.encode(texts, self.target))
 
     @torch.no_grad()
     def _english(self, texts: list[str]) -> np.ndarray:
