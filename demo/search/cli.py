@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import fields
 from pathlib import Path
 from urllib.parse import quote
 
-from demo.generation.config import config_help, resolve
+from demo.generation.config import config_help
 from demo.generation.images import ImageError
 from demo.generation.text import escape_c1, without_controls
 from demo.search.importers import import_prompts
@@ -24,7 +25,6 @@ from demo.search.index import SearchError
 from demo.search.seeding import seed_gallery
 from demo.search.service import (
     DEFAULT_DATA_DIR,
-    SENTENCE_HEAD_DIR,
     SearchResult,
     SearchService,
     load_search_config,
@@ -115,17 +115,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def train_head(args: argparse.Namespace) -> int:
     """`train-head`: train, write, and print the validation curve."""
-    encoder_dir = Path(resolve(args.korean_encoder))
-    if args.out is None and not encoder_dir.is_dir():
-        raise ValueError(f"{args.korean_encoder} is not a local encoder directory: pass --out DIR")
-    out = args.out or str(encoder_dir / SENTENCE_HEAD_DIR)
-    names = ("corpus", "korean_encoder", "target", "steps", "batch", "size", "max_pairs", "seed", "lr", "temperature")
-    settings = HeadTraining(out=out, **{name: getattr(args, name) for name in names})
+    given = {field.name: getattr(args, field.name) for field in fields(HeadTraining) if hasattr(args, field.name)}
+    settings = HeadTraining(**given)  # the options it has; the rest (validation, eval_every) keep their defaults
     summary = train(settings)
     for point in summary["curve"]:
         found = "–" if point["accuracy"] is None else f"{point['accuracy']:.3f}"
         print(f"step {point['step']:>5}  loss {point['loss']:.4f}  held-out translations found {found}")
-    print(f"wrote {out}")
+    print(f"wrote {summary['out']}")
     return 0
 
 

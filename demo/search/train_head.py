@@ -27,6 +27,7 @@ from tqdm import tqdm
 from demo.generation.config import resolve
 from demo.search.embeddings import search_target
 from demo.search.sentence_head import SentenceHead
+from demo.search.service import SENTENCE_HEAD_DIR
 from durable import save_directory_atomically
 from ko_clip import KoreanPromptEncoder
 from ko_clip.dataset import read_pairs
@@ -44,8 +45,8 @@ class HeadTraining:
         korean_encoder: The encoder whose token states the head reads (a directory, relative to the repository
             when it is there, or a hub id).
         target: Its head to read (None: its first head with a pooled output, as the search picks).
-        out: Where the trained head is written (atomically); `<korean_encoder>/sentence-head` is where search
-            finds it by default.
+        out: Where the trained head is written (atomically); None: `<korean_encoder>/sentence-head`, where search
+            finds it by default (a local encoder directory only).
         steps: Optimiser steps.
         batch: Groups per step.
         lr: AdamW learning rate.
@@ -60,7 +61,7 @@ class HeadTraining:
     corpus: list[str] = field(default_factory=lambda: ["miniworld:runs/miniworld-corpus"])
     korean_encoder: str = "miniworld/weights/ko-clip"
     target: str | None = None
-    out: str = "miniworld/weights/sentence-head"
+    out: str | None = None
     steps: int = 600
     batch: int = 256
     lr: float = 1e-3
@@ -144,8 +145,20 @@ def translation_accuracy(head: SentenceHead, sentences: Sentences) -> float | No
     return float((sentences.groups[nearest] == sentences.groups[korean]).float().mean())
 
 
+def output_directory(settings: HeadTraining) -> Path:
+    """`settings.out`, or the encoder directory's `sentence-head` (never inside a hub cache's snapshot)."""
+    if settings.out is not None:
+        return Path(settings.out)
+    encoder_dir = Path(resolve(settings.korean_encoder))
+    if not encoder_dir.is_dir():
+        raise ValueError(f"{settings.korean_encoder} is not a local encoder directory: pass --out DIR")
+    return encoder_dir / SENTENCE_HEAD_DIR
+
+
 def train(settings: HeadTraining) -> dict:
-    """Train, write the head and its `training.json` to `settings.out`, and return that summary."""
+    """Train, write the head and its `training.json` to `output_directory(settings)`, and return that summary
+    (with `out`, the directory written)."""
+    out = output_directory(settings)
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     by_english = group_pairs(settings)
@@ -179,11 +192,12 @@ def train(settings: HeadTraining) -> dict:
         "sentences": {"train": len(train_set.groups), "validation": len(check_set.groups)},
         "curve": curve,
         "seconds": round(time.monotonic() - started, 1),
+        "out": str(out),
     }
 
     def save(directory: Path) -> None:
         head.save_pretrained(directory)
         (directory / TRAINING_FILE).write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
 
-    save_directory_atomically(save, settings.out)
+    save_directory_atomically(save, out)
     return summary

@@ -144,3 +144,10 @@ def test_one_pass_gives_the_same_pooled_and_sentence_vectors_as_two(with_head):
     pooled, sentences = with_head.embed_with_sentences(texts)
     assert np.allclose(pooled, with_head.embed_texts(texts), atol=1e-5)
     assert np.allclose(sentences, with_head.embed_sentences(texts), atol=1e-5)
+
+
+def test_train_head_needs_out_for_an_encoder_that_is_not_a_local_directory(tmp_path, capsys):
+    corpus = _corpus(tmp_path / "pairs.csv", all_scenes()[:4])
+    code = main(["train-head", "--corpus", str(corpus), "--korean-encoder", "someone/ko-clip-on-the-hub"])
+    error = capsys.readouterr().err
+    assert code == 2 and "not a local encoder directory: pass --out DIR" in error and "Traceback" not in error
