@@ -72,6 +72,27 @@ class HeadTraining:
     eval_every: int = 100
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        wrong = [
+            message
+            for bad, message in (
+                (self.steps < 1, f"steps must be at least 1, not {self.steps}"),
+                (
+                    self.batch < 2,
+                    f"batch must be at least 2 (a sentence is told from the others), not {self.batch}",
+                ),
+                (self.size < 1, f"size must be at least 1, not {self.size}"),
+                (self.max_pairs < 2, f"max_pairs must be at least 2, not {self.max_pairs}"),
+                (not self.lr > 0, f"lr must be above 0, not {self.lr}"),
+                (not self.temperature > 0, f"temperature must be above 0, not {self.temperature}"),
+                (not 0 <= self.validation < 1, f"validation must be a share from 0 up to 1, not {self.validation}"),
+                (self.eval_every < 1, f"eval_every must be at least 1, not {self.eval_every}"),
+            )
+            if bad
+        ]
+        if wrong:
+            raise ValueError("; ".join(wrong))
+
 
 @dataclass
 class Sentences:

@@ -151,3 +151,20 @@ def test_train_head_needs_out_for_an_encoder_that_is_not_a_local_directory(tmp_p
     code = main(["train-head", "--corpus", str(corpus), "--korean-encoder", "someone/ko-clip-on-the-hub"])
     error = capsys.readouterr().err
     assert code == 2 and "not a local encoder directory: pass --out DIR" in error and "Traceback" not in error
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--steps", "0", "steps must be at least 1"),
+        ("--batch", "1", "batch must be at least 2"),
+        ("--temperature", "0", "temperature must be above 0"),
+        ("--lr", "nan", "lr must be above 0"),
+        ("--max-pairs", "-5", "max_pairs must be at least 2"),
+    ],
+)
+def test_train_head_refuses_settings_that_cannot_train(tmp_path, capsys, option, value, message):
+    code = main(["train-head", "--out", str(tmp_path / "head"), option, value])
+    error = capsys.readouterr().err
+    assert code == 2 and message in error and "Traceback" not in error
+    assert not (tmp_path / "head").exists()
